@@ -1,0 +1,1 @@
+"""Async XMPP clients and readers used by the conformance suites."""

@@ -1,0 +1,159 @@
+"""Users and rosters through each target's own admin path.
+
+MongooseIM: the admin GraphQL API. Prosody: `prosodyctl` inside its container. ejabberd: its
+HTTP API (`mod_http_api`). Every test gets fresh, uniquely named users, so tests can run
+in parallel against one server. Admin credentials never appear in logs or errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+RUN_TOKEN = secrets.token_hex(3)
+_serial = itertools.count(1)
+TIMEOUT = 20.0
+
+
+class AdminError(RuntimeError):
+    """The admin path refused or failed; the message names the target and the step."""
+
+
+@dataclass(frozen=True)
+class Account:
+    local: str
+    domain: str
+    password: str = field(repr=False)
+
+    @property
+    def jid(self) -> str:
+        return f"{self.local}@{self.domain}"
+
+
+def fresh_name(role: str) -> str:
+    """A user name no other test of any run on this server has used."""
+    return f"{role}-{RUN_TOKEN}-{next(_serial)}"
+
+
+class AdminTarget(Protocol):
+    """What the admin path needs to know of a target (see harness.targets.Target)."""
+
+    name: str
+    domain: str
+
+
+class UserAdmin(Protocol):
+    async def register(self, accounts: Sequence[Account]) -> None: ...
+
+    async def connect_rosters(self, first: Account, second: Account) -> bool:
+        """Makes the two users mutual contacts; False where the path cannot do it."""
+        ...
+
+
+@dataclass
+class GraphQLAdmin:
+    """MongooseIM's admin GraphQL endpoint (POST /api/graphql with basic auth)."""
+
+    url: str
+    username: str
+    password: str = field(repr=False)
+
+    async def query(self, text: str, what: str) -> dict[str, Any]:
+        auth = (self.username, self.password)
+        try:
+            async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+                reply = await http.post(self.url, json={"query": text}, auth=auth)
+        except httpx.HTTPError as exc:
+            raise AdminError(f"GraphQL {self.url}: {what} failed: {exc!r}") from None
+        if reply.status_code != 200:
+            raise AdminError(
+                f"GraphQL {self.url}: {what} answered HTTP {reply.status_code}: "
+                f"{reply.text[:300]}"
+            )
+        body: dict[str, Any] = reply.json()
+        if body.get("errors"):
+            raise AdminError(f"GraphQL {self.url}: {what} returned errors: {body['errors']}")
+        return body
+
+    async def register(self, accounts: Sequence[Account]) -> None:
+        fields = "\n".join(
+            f'u{i}: account {{ registerUser(domain: "{a.domain}", username: "{a.local}", '
+            f'password: "{a.password}") {{ jid }} }}'
+            for i, a in enumerate(accounts)
+        )
+        await self.query(f"mutation {{ {fields} }}", f"registering {len(accounts)} users")
+        log.info("registered %s through GraphQL", ", ".join(a.jid for a in accounts))
+
+    async def connect_rosters(self, first: Account, second: Account) -> bool:
+        await self.query(
+            f'mutation {{ roster {{ setMutualSubscription(userA: "{first.jid}", '
+            f'userB: "{second.jid}", action: CONNECT) }} }}',
+            f"making {first.jid} and {second.jid} contacts",
+        )
+        return True
+
+
+@dataclass
+class ProsodyctlAdmin:
+    """`prosodyctl register` run as the prosody user inside the target's container."""
+
+    container: str
+
+    async def register(self, accounts: Sequence[Account]) -> None:
+        script = " && ".join(
+            f"prosodyctl register {a.local} {a.domain} {a.password}" for a in accounts
+        )
+        await _run(["docker", "exec", "-u", "prosody", self.container, "sh", "-c", script],
+                   f"prosodyctl register in {self.container[:12]}")
+        log.info("registered %s with prosodyctl", ", ".join(a.jid for a in accounts))
+
+    async def connect_rosters(self, first: Account, second: Account) -> bool:
+        return False
+
+
+@dataclass
+class EjabberdAdmin:
+    """ejabberd's HTTP API: POST /api/register."""
+
+    base_url: str
+
+    async def register(self, accounts: Sequence[Account]) -> None:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+            for a in accounts:
+                body = {"user": a.local, "host": a.domain, "password": a.password}
+                try:
+                    reply = await http.post(f"{self.base_url}/api/register", json=body)
+                except httpx.HTTPError as exc:
+                    raise AdminError(f"ejabberd API: registering {a.jid} failed: {exc!r}") from None
+                if reply.status_code != 200:
+                    raise AdminError(
+                        f"ejabberd API: registering {a.jid} answered HTTP "
+                        f"{reply.status_code}: {reply.text[:300]}"
+                    )
+        log.info("registered %s through the ejabberd API", ", ".join(a.jid for a in accounts))
+
+    async def connect_rosters(self, first: Account, second: Account) -> bool:
+        return False
+
+
+async def _run(argv: list[str], what: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout=TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        raise AdminError(f"{what}: no answer within {TIMEOUT:g} s") from None
+    if process.returncode != 0:
+        raise AdminError(f"{what} failed (exit {process.returncode}): {err.decode()[-300:]}")
+    return out.decode()

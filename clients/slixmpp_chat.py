@@ -1,0 +1,143 @@
+"""The chat interface on slixmpp: a real XMPP library's stream handling and SASL."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from typing import Any
+
+import slixmpp
+import slixmpp.exceptions
+
+from clients.admin import Account
+from clients.chat import ChatClient, Endpoint
+from clients.inbox import StanzaTimeout
+
+log = logging.getLogger(__name__)
+
+
+class SlixmppChat(ChatClient):
+    stack = "slixmpp"
+
+    def __init__(self, name: str, xmpp: slixmpp.ClientXMPP, transcript: Any) -> None:
+        super().__init__(name, transcript)
+        self.xmpp = xmpp
+        self._session = asyncio.get_running_loop().create_future()
+        self._gone = asyncio.get_running_loop().create_future()
+        xmpp.add_filter("in", self._incoming)
+        xmpp.add_filter("out", self._outgoing)
+        xmpp.add_event_handler("session_start", self._started)
+        xmpp.add_event_handler("failed_auth", self._auth_failed)
+        xmpp.add_event_handler("disconnected", self._disconnected)
+        xmpp.add_event_handler("connection_failed", self._connection_failed)
+
+    @classmethod
+    async def login(
+        cls,
+        name: str,
+        endpoint: Endpoint,
+        account: Account,
+        resource: str,
+        transcript: Any,
+        timeout: float = 10.0,
+        plugins: tuple[str, ...] = (),
+    ) -> SlixmppChat:
+        xmpp = slixmpp.ClientXMPP(f"{account.jid}/{resource}", account.password)
+        # The test servers speak plain TCP: no StartTLS, no direct TLS.
+        xmpp.enable_starttls = False
+        xmpp.enable_direct_tls = False
+        xmpp.enable_plaintext = True
+        xmpp["feature_mechanisms"].unencrypted_plain = True
+        xmpp["feature_mechanisms"].unencrypted_scram = True
+        for plugin in plugins:
+            xmpp.register_plugin(plugin)
+        client = cls(name, xmpp, transcript)
+        transcript.note(name, f"slixmpp connecting to {endpoint.host}:{endpoint.port}")
+        xmpp.connect(endpoint.host, endpoint.port)
+        try:
+            await asyncio.wait_for(asyncio.shield(client._session), timeout=timeout)
+        except TimeoutError:
+            xmpp.abort()
+            raise StanzaTimeout(
+                f"{name}: slixmpp session for {account.jid} not started within {timeout:g} s"
+            ) from None
+        client.jid = str(xmpp.boundjid)
+        transcript.note(name, f"logged in as {client.jid}")
+        return client
+
+    async def send_presence(
+        self, to: str | None = None, type_: str | None = None, status: str | None = None
+    ) -> None:
+        presence = self.xmpp.make_presence(pto=to, ptype=type_, pstatus=status)
+        # slixmpp fills in `from`; a client normally leaves it to the server.
+        del presence["from"]
+        presence.send()
+
+    async def send_message(self, to: str, body: str, msg_id: str, type_: str = "chat") -> None:
+        message = self.xmpp.make_message(mto=to, mbody=body, mtype=type_)
+        message["id"] = msg_id
+        del message["from"]
+        message.send()
+
+    async def barrier(self, timeout: float = 5.0) -> None:
+        iq = self.xmpp.make_iq_get(queryxmlns="urn:xmpp:ping", ito=self.xmpp.boundjid.domain)
+        try:
+            await iq.send(timeout=timeout)
+        except slixmpp.exceptions.IqError:
+            pass  # an error reply is still a reply: the server processed what came before
+        except slixmpp.exceptions.IqTimeout:
+            raise StanzaTimeout(f"{self.name}: no reply to a ping within {timeout:g} s") from None
+
+    async def close(self) -> None:
+        if self._gone.done():
+            return
+        try:
+            await asyncio.wait_for(self.xmpp.disconnect(wait=1.0), timeout=3.0)
+        except (TimeoutError, ConnectionError):
+            self.xmpp.abort()
+        self.inbox.mark_closed("closed by the client")
+
+    async def drop(self) -> None:
+        self.transcript.sent(self.name, "[TCP close without </stream:stream>]")
+        transport = self.xmpp.transport
+        if transport is not None:
+            transport.close()
+        self.inbox.mark_closed("closed by the client")
+        try:
+            await asyncio.wait_for(asyncio.shield(self._gone), timeout=2.0)
+        except TimeoutError:
+            log.warning("%s: slixmpp saw no disconnect 2 s after the drop", self.name)
+
+    def _incoming(self, stanza: Any) -> Any:
+        self.transcript.received(self.name, str(stanza))
+        self.inbox.push(copy.deepcopy(stanza.xml))
+        return stanza
+
+    def _outgoing(self, stanza: Any) -> Any:
+        self.transcript.sent(self.name, str(stanza))
+        return stanza
+
+    def _started(self, _event: Any) -> None:
+        if not self._session.done():
+            self._session.set_result(True)
+
+    def _auth_failed(self, _event: Any) -> None:
+        if not self._session.done():
+            self._session.set_exception(AssertionError(f"{self.name}: SASL authentication failed"))
+
+    def _connection_failed(self, event: Any) -> None:
+        if not self._session.done():
+            self._session.set_exception(
+                AssertionError(f"{self.name}: slixmpp could not connect: {event}")
+            )
+
+    def _disconnected(self, reason: Any) -> None:
+        self.transcript.received(self.name, f"[disconnected: {reason}]")
+        self.inbox.mark_closed(f"disconnected: {reason}")
+        if not self._gone.done():
+            self._gone.set_result(True)
+        if not self._session.done():
+            self._session.set_exception(
+                AssertionError(f"{self.name}: disconnected before the session started: {reason}")
+            )

@@ -1,0 +1,240 @@
+"""Fixtures of the conformance suite: targets, servers, users, clients and transcripts.
+
+`--targets` picks what to test (a set such as `mongooseim` or `reference`, target names,
+or `all`); `--targets-file` adds servers that are already running. The servers of the
+catalog are started once per run with Docker Compose and removed at the end, also after a
+failure or Ctrl-C, unless `--keep-servers` is given.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import allure
+import pytest
+
+from clients.admin import (
+    Account,
+    EjabberdAdmin,
+    GraphQLAdmin,
+    ProsodyctlAdmin,
+    UserAdmin,
+    fresh_name,
+)
+from clients.aioxmpp_chat import AioxmppChat
+from clients.chat import STACKS, ChatClient, Endpoint, RawChat
+from clients.raw import RawStream
+from clients.slixmpp_chat import SlixmppChat
+from clients.transcript import Transcript
+from harness.lab import Lab
+from harness.targets import Target, TargetError, load_catalog, select
+
+log = logging.getLogger(__name__)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance")
+    group.addoption("--targets", default="mongooseim",
+                    help="targets or sets to test: mongooseim (default), reference, all, "
+                         "or names separated by commas")
+    group.addoption("--targets-file", default=None,
+                    help="TOML file of servers that are already running (see README)")
+    group.addoption("--stacks", default=",".join(STACKS),
+                    help="client stacks for the presence and SM checks (slixmpp,aioxmpp)")
+    group.addoption("--keep-servers", action="store_true",
+                    help="leave the compose project running after the run")
+
+
+def chosen_targets(config: pytest.Config) -> list[Target]:
+    """The targets of this run: from --targets, plus those of --targets-file if given.
+
+    With a targets file and no explicit --targets, only the file's servers are tested.
+    """
+    cached: list[Target] | None = getattr(config, "_xc_targets", None)
+    if cached is not None:
+        return cached
+    args = config.invocation_params.args
+    explicit = any(a == "--targets" or str(a).startswith("--targets=") for a in args)
+    file = config.getoption("--targets-file")
+    try:
+        targets = list(load_catalog(Path(file)).values()) if file else []
+        if explicit or not file:
+            targets += select(load_catalog(), config.getoption("--targets"))
+    except TargetError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config._xc_targets = targets  # type: ignore[attr-defined]
+    return targets
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "target_name" in metafunc.fixturenames:
+        names = [t.name for t in chosen_targets(metafunc.config)]
+        metafunc.parametrize("target_name", names, scope="session")
+    if "stack" in metafunc.fixturenames:
+        stacks = [s.strip() for s in metafunc.config.getoption("--stacks").split(",") if s]
+        unknown = [s for s in stacks if s not in STACKS]
+        if unknown:
+            raise pytest.UsageError(f"--stacks: unknown {unknown}; known: {list(STACKS)}")
+        metafunc.parametrize("stack", stacks)
+
+
+def _progress(config: pytest.Config) -> Callable[[str], None]:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def say(message: str) -> None:
+        log.info("%s", message)
+        if reporter is None:
+            return
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(f"[servers] {message}")
+        else:
+            reporter.write_line(f"[servers] {message}")
+
+    return say
+
+
+@pytest.fixture(scope="session")
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """Starts every chosen target once per run; always removes them afterwards."""
+    config = request.config
+    lab = Lab(progress=_progress(config))
+    keep = config.getoption("--keep-servers")
+    if not keep:
+        atexit.register(lab.stop)
+    started = time.monotonic()
+    lab.start(chosen_targets(config))
+    lab.progress(f"{len(lab.ready)} target(s) ready in {time.monotonic() - started:.1f} s"
+                 + (f"; not started: {', '.join(lab.broken)}" if lab.broken else ""))
+    config._xc_lab = lab  # type: ignore[attr-defined]
+    yield lab
+    if keep and lab.project is not None:
+        lab.progress(f"servers kept: compose project {lab.project.name}")
+    else:
+        lab.stop()
+
+
+@pytest.fixture(scope="session")
+def target(lab: Lab, target_name: str) -> Target:
+    if target_name in lab.broken:
+        reason = lab.broken[target_name]
+        allure.attach(reason, name=f"{target_name} start failure",
+                      attachment_type=allure.attachment_type.TEXT)
+        pytest.fail(f"target {target_name} is not available: {reason}", pytrace=False)
+    return lab.ready[target_name]
+
+
+@pytest.fixture
+def transcript(request: pytest.FixtureRequest) -> Iterator[Transcript]:
+    """Every client of a test writes here; the report gets it, pass or fail."""
+    record = Transcript()
+    yield record
+    text = record.render()
+    allure.attach(text, name="stream transcript", attachment_type=allure.attachment_type.TEXT)
+    request.node.stash[TRANSCRIPT] = text
+
+
+TRANSCRIPT = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[OUTCOME] = report.outcome
+    return report
+
+
+OUTCOME = pytest.StashKey[str]()
+
+
+def admin_for(target: Target) -> UserAdmin:
+    node = target.node
+    if target.admin.kind == "mongooseim-graphql":
+        return GraphQLAdmin(node.url("graphql", "/api/graphql"), target.admin.username,
+                            target.admin.password)
+    if target.admin.kind == "prosodyctl":
+        if node.container is None:
+            raise TargetError(f"{target.name}: prosodyctl needs a container the run started")
+        return ProsodyctlAdmin(node.container)
+    return EjabberdAdmin(node.url("http"))
+
+
+class Users:
+    """Fresh accounts for one test, registered through the target's admin path."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.admin = admin_for(target)
+
+    async def create(self, *roles: str) -> list[Account]:
+        accounts = [Account(fresh_name(r), self.target.domain, f"pw-{fresh_name(r)}")
+                    for r in roles]
+        await self.admin.register(accounts)
+        return accounts
+
+
+@pytest.fixture
+def users(target: Target) -> Users:
+    return Users(target)
+
+
+class Sessions:
+    """Logs clients in on a chosen stack and closes whatever is still open afterwards."""
+
+    def __init__(self, target: Target, transcript: Transcript, stack: str) -> None:
+        self.target = target
+        self.transcript = transcript
+        self.stack = stack
+        self.clients: list[ChatClient] = []
+        self.streams: list[RawStream] = []
+
+    def endpoint(self, node: int = 0) -> Endpoint:
+        host, port = self.target.nodes[node].c2s
+        return Endpoint(host, port, self.target.domain)
+
+    async def login(self, name: str, account: Account, resource: str = "",
+                    stack: str | None = None, node: int = 0) -> ChatClient:
+        chosen = stack or self.stack
+        resource = resource or f"{name}-{chosen}"
+        login = {"slixmpp": SlixmppChat.login, "aioxmpp": AioxmppChat.login,
+                 "raw": RawChat.login}[chosen]
+        client = await login(name, self.endpoint(node), account, resource, self.transcript)
+        self.clients.append(client)
+        return client
+
+    async def raw(self, name: str, node: int = 0) -> RawStream:
+        """An unauthenticated raw connection for stream-level checks."""
+        endpoint = self.endpoint(node)
+        stream = await RawStream.connect(name, endpoint.host, endpoint.port, self.transcript,
+                                         endpoint.domain)
+        self.streams.append(stream)
+        return stream
+
+    async def close_all(self) -> None:
+        for client in self.clients:
+            await client.close()
+        for stream in self.streams:
+            await stream.aclose()
+
+
+@pytest.fixture
+async def sessions(target: Target, transcript: Transcript,
+                   request: pytest.FixtureRequest) -> AsyncIterator[Sessions]:
+    stack = request.getfixturevalue("stack") if "stack" in request.fixturenames else "raw"
+    allure.dynamic.parameter("target", target.name)
+    allure.dynamic.parameter("stack", stack)
+    opened = Sessions(target, transcript, stack)
+    started = time.time()
+    yield opened
+    await opened.close_all()
+    if request.node.stash.get(OUTCOME, "") == "failed":
+        lab: Lab = request.getfixturevalue("lab")
+        allure.attach(lab.logs_since(target, started - 1), name=f"{target.name} server log",
+                      attachment_type=allure.attachment_type.TEXT)

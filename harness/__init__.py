@@ -1,0 +1,1 @@
+"""The conformance harness: targets, profiles, servers, judges and reports."""

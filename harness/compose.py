@@ -1,0 +1,201 @@
+"""Docker Compose for the servers under test: v2 (`docker compose`) or v1 (`docker-compose`).
+
+One compose project per run, with a unique name. Compose v1 has no `--wait` (and
+`up -d --wait` there prints usage, exits 0 and starts nothing), so health is awaited here,
+with a bound, for both versions. A service that exits or stays unhealthy is reported by
+name with its last log lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+BASE_IMAGE = "xmpp-conformance/debian-base:bookworm"
+BASE_SCRIPT = ROOT / "servers" / "base" / "build-base.sh"
+ALL_PROFILES = ("mongooseim", "reference", "variants", "cluster")
+
+Progress = Callable[[str], None]
+
+
+class ComposeError(RuntimeError):
+    """Compose or Docker could not do what the run needs; the message says what and why."""
+
+
+def compose_command() -> list[str]:
+    """`docker compose` (v2) when the plugin exists, else Debian's `docker-compose` (v1)."""
+    if shutil.which("docker"):
+        probe = subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, text=True, timeout=20
+        )
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    raise ComposeError(
+        "neither `docker compose` (v2) nor `docker-compose` (v1) is installed; "
+        "`make setup` installs Debian's docker-compose"
+    )
+
+
+def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+    try:
+        done = subprocess.run(
+            ["docker", *args], capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        raise ComposeError(f"`docker {' '.join(args)}` did not finish in {timeout:g} s") from None
+    if check and done.returncode != 0:
+        raise ComposeError(f"`docker {' '.join(args)}` failed: {done.stderr.strip()[-800:]}")
+    return done
+
+
+def image_present(image: str) -> bool:
+    return docker("image", "inspect", image, check=False, timeout=30).returncode == 0
+
+
+@dataclass
+class Startup:
+    """Seconds each service took to become healthy, and why the others did not."""
+
+    ready: dict[str, float] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ComposeProject:
+    """A compose project of this run: services started, their containers and ports."""
+
+    name: str
+    file: Path = COMPOSE_FILE
+    progress: Progress = print
+    command: list[str] = field(default_factory=compose_command)
+    started: list[str] = field(default_factory=list)
+
+    def run(self, *args: str, timeout: float = 600, check: bool = True) -> str:
+        profiles = [arg for p in ALL_PROFILES for arg in ("--profile", p)]
+        argv = [*self.command, "-p", self.name, "-f", str(self.file), *profiles, *args]
+        log.debug("running %s", " ".join(argv))
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ComposeError(f"`{' '.join(args)}` did not finish in {timeout:g} s") from None
+        if check and done.returncode != 0:
+            raise ComposeError(
+                f"compose `{' '.join(args)}` failed (exit {done.returncode}):\n"
+                f"{done.stderr.strip()[-1500:]}"
+            )
+        return done.stdout
+
+    def services(self) -> dict[str, dict[str, Any]]:
+        with self.file.open() as handle:
+            data = yaml.safe_load(handle)
+        services: dict[str, dict[str, Any]] = data["services"]
+        return services
+
+    def prepare_images(self, services: Iterable[str]) -> None:
+        """Builds local images (and their base) and checks that official ones exist."""
+        spec = self.services()
+        to_build = [s for s in services if "build" in spec[s]]
+        for service in services:
+            if service not in to_build:
+                self._require_image(service, str(spec[service]["image"]))
+        if to_build:
+            if not image_present(BASE_IMAGE):
+                self.progress(f"building base image {BASE_IMAGE} with debootstrap (about 1 min)")
+                subprocess.run(["bash", str(BASE_SCRIPT), BASE_IMAGE], check=True, timeout=900)
+            started = time.monotonic()
+            self.progress(f"building images for {', '.join(to_build)}")
+            self.run("build", *to_build, timeout=1200)
+            self.progress(f"images ready in {time.monotonic() - started:.1f} s")
+
+    def _require_image(self, service: str, image: str) -> None:
+        if image_present(image):
+            return
+        self.progress(f"pulling {image} for {service}")
+        pulled = docker("pull", image, check=False, timeout=600)
+        if pulled.returncode != 0:
+            raise ComposeError(
+                f"service {service}: image {image} is not present and could not be pulled "
+                f"({pulled.stderr.strip()[-300:]}). On a machine without registry access, "
+                f"load a saved image first: `make load-images IMAGES=<dir of .tar files>` "
+                f"(runs `docker load -i` on each)."
+            )
+
+    def up(self, services: list[str], timeout: float = 180) -> Startup:
+        """Starts the services together; waits for each to be healthy, with a bound."""
+        started = time.monotonic()
+        self.progress(f"starting {', '.join(services)} (compose project {self.name})")
+        self.started.extend(s for s in services if s not in self.started)
+        self.run("up", "-d", "--no-build", *services, timeout=600)
+        return self.wait_healthy(services, started, timeout)
+
+    def wait_healthy(self, services: list[str], started: float, timeout: float) -> Startup:
+        startup = Startup()
+        pending = {s: self.container_id(s) for s in services}
+        deadline = started + timeout
+        while pending:
+            for service, container in list(pending.items()):
+                status, health = self._state(container)
+                if status in ("exited", "dead"):
+                    startup.failed[service] = self._failure(service, container, f"exited ({status})")
+                    del pending[service]
+                elif status == "running" and health in ("healthy", ""):
+                    startup.ready[service] = time.monotonic() - started
+                    self.progress(f"{service} healthy after {startup.ready[service]:.1f} s")
+                    del pending[service]
+            if pending and time.monotonic() > deadline:
+                for service, container in pending.items():
+                    startup.failed[service] = self._failure(
+                        service, container, f"not healthy after {timeout:g} s"
+                    )
+                break
+            time.sleep(0.3)
+        return startup
+
+    def container_id(self, service: str) -> str:
+        container = self.run("ps", "-q", service, timeout=60).strip()
+        if not container:
+            raise ComposeError(f"service {service} has no container in project {self.name}")
+        return container.splitlines()[0]
+
+    def host_port(self, service: str, container_port: int) -> int:
+        out = self.run("port", service, str(container_port), timeout=60).strip()
+        try:
+            return int(out.rsplit(":", 1)[1])
+        except (IndexError, ValueError):
+            raise ComposeError(
+                f"service {service}: port {container_port} is not published ({out!r})"
+            ) from None
+
+    def logs(self, service: str, tail: int | None = None) -> str:
+        args = ["logs", "--no-color"]
+        if tail is not None:
+            args += ["--tail", str(tail)]
+        return self.run(*args, service, timeout=60, check=False)
+
+    def down(self) -> None:
+        self.progress(f"removing compose project {self.name}")
+        self.run("down", "-v", "-t", "2", "--remove-orphans", timeout=300, check=False)
+
+    def _state(self, container: str) -> tuple[str, str]:
+        fmt = "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}"
+        out = docker("inspect", "-f", fmt, container, timeout=30).stdout.split()
+        return out[0], out[1] if len(out) > 1 else ""
+
+    def _failure(self, service: str, container: str, what: str) -> str:
+        tail = docker("logs", "--tail", "30", container, check=False, timeout=30)
+        lines = (tail.stdout + tail.stderr).strip() or "(no output)"
+        return f"service {service} {what}. Its last log lines:\n{lines}"

@@ -39,15 +39,27 @@ log = logging.getLogger(__name__)
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance")
-    group.addoption("--targets", default="mongooseim",
-                    help="targets or sets to test: mongooseim (default), reference, all, "
-                         "or names separated by commas")
-    group.addoption("--targets-file", default=None,
-                    help="TOML file of servers that are already running (see README)")
-    group.addoption("--stacks", default=",".join(STACKS),
-                    help="client stacks for the presence and SM checks (slixmpp,aioxmpp)")
-    group.addoption("--keep-servers", action="store_true",
-                    help="leave the compose project running after the run")
+    group.addoption(
+        "--targets",
+        default="mongooseim",
+        help="targets or sets to test: mongooseim (default), reference, all, "
+        "or names separated by commas",
+    )
+    group.addoption(
+        "--targets-file",
+        default=None,
+        help="TOML file of servers that are already running (see README)",
+    )
+    group.addoption(
+        "--stacks",
+        default=",".join(STACKS),
+        help="client stacks for the presence and SM checks (slixmpp,aioxmpp)",
+    )
+    group.addoption(
+        "--keep-servers",
+        action="store_true",
+        help="leave the compose project running after the run",
+    )
 
 
 def chosen_targets(config: pytest.Config) -> list[Target]:
@@ -110,8 +122,10 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
         atexit.register(lab.stop)
     started = time.monotonic()
     lab.start(chosen_targets(config))
-    lab.progress(f"{len(lab.ready)} target(s) ready in {time.monotonic() - started:.1f} s"
-                 + (f"; not started: {', '.join(lab.broken)}" if lab.broken else ""))
+    lab.progress(
+        f"{len(lab.ready)} target(s) ready in {time.monotonic() - started:.1f} s"
+        + (f"; not started: {', '.join(lab.broken)}" if lab.broken else "")
+    )
     config._xc_lab = lab  # type: ignore[attr-defined]
     yield lab
     if keep and lab.project is not None:
@@ -124,8 +138,11 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
 def target(lab: Lab, target_name: str) -> Target:
     if target_name in lab.broken:
         reason = lab.broken[target_name]
-        allure.attach(reason, name=f"{target_name} start failure",
-                      attachment_type=allure.attachment_type.TEXT)
+        allure.attach(
+            reason,
+            name=f"{target_name} start failure",
+            attachment_type=allure.attachment_type.TEXT,
+        )
         pytest.fail(f"target {target_name} is not available: {reason}", pytrace=False)
     return lab.ready[target_name]
 
@@ -157,8 +174,9 @@ OUTCOME = pytest.StashKey[str]()
 def admin_for(target: Target) -> UserAdmin:
     node = target.node
     if target.admin.kind == "mongooseim-graphql":
-        return GraphQLAdmin(node.url("graphql", "/api/graphql"), target.admin.username,
-                            target.admin.password)
+        return GraphQLAdmin(
+            node.url("graphql", "/api/graphql"), target.admin.username, target.admin.password
+        )
     if target.admin.kind == "prosodyctl":
         if node.container is None:
             raise TargetError(f"{target.name}: prosodyctl needs a container the run started")
@@ -174,8 +192,9 @@ class Users:
         self.admin = admin_for(target)
 
     async def create(self, *roles: str) -> list[Account]:
-        accounts = [Account(fresh_name(r), self.target.domain, f"pw-{fresh_name(r)}")
-                    for r in roles]
+        accounts = [
+            Account(fresh_name(r), self.target.domain, f"pw-{fresh_name(r)}") for r in roles
+        ]
         await self.admin.register(accounts)
         return accounts
 
@@ -199,12 +218,19 @@ class Sessions:
         host, port = self.target.nodes[node].c2s
         return Endpoint(host, port, self.target.domain)
 
-    async def login(self, name: str, account: Account, resource: str = "",
-                    stack: str | None = None, node: int = 0) -> ChatClient:
+    async def login(
+        self,
+        name: str,
+        account: Account,
+        resource: str = "",
+        stack: str | None = None,
+        node: int = 0,
+    ) -> ChatClient:
         chosen = stack or self.stack
         resource = resource or f"{name}-{chosen}"
-        login = {"slixmpp": SlixmppChat.login, "aioxmpp": AioxmppChat.login,
-                 "raw": RawChat.login}[chosen]
+        login = {"slixmpp": SlixmppChat.login, "aioxmpp": AioxmppChat.login, "raw": RawChat.login}[
+            chosen
+        ]
         client = await login(name, self.endpoint(node), account, resource, self.transcript)
         self.clients.append(client)
         return client
@@ -212,8 +238,9 @@ class Sessions:
     async def raw(self, name: str, node: int = 0) -> RawStream:
         """An unauthenticated raw connection for stream-level checks."""
         endpoint = self.endpoint(node)
-        stream = await RawStream.connect(name, endpoint.host, endpoint.port, self.transcript,
-                                         endpoint.domain)
+        stream = await RawStream.connect(
+            name, endpoint.host, endpoint.port, self.transcript, endpoint.domain
+        )
         self.streams.append(stream)
         return stream
 
@@ -225,8 +252,9 @@ class Sessions:
 
 
 @pytest.fixture
-async def sessions(target: Target, transcript: Transcript,
-                   request: pytest.FixtureRequest) -> AsyncIterator[Sessions]:
+async def sessions(
+    target: Target, transcript: Transcript, request: pytest.FixtureRequest
+) -> AsyncIterator[Sessions]:
     stack = request.getfixturevalue("stack") if "stack" in request.fixturenames else "raw"
     allure.dynamic.parameter("target", target.name)
     allure.dynamic.parameter("stack", stack)
@@ -236,5 +264,8 @@ async def sessions(target: Target, transcript: Transcript,
     await opened.close_all()
     if request.node.stash.get(OUTCOME, "") == "failed":
         lab: Lab = request.getfixturevalue("lab")
-        allure.attach(lab.logs_since(target, started - 1), name=f"{target.name} server log",
-                      attachment_type=allure.attachment_type.TEXT)
+        allure.attach(
+            lab.logs_since(target, started - 1),
+            name=f"{target.name} server log",
+            attachment_type=allure.attachment_type.TEXT,
+        )

@@ -76,8 +76,7 @@ class GraphQLAdmin:
             raise AdminError(f"GraphQL {self.url}: {what} failed: {exc!r}") from None
         if reply.status_code != 200:
             raise AdminError(
-                f"GraphQL {self.url}: {what} answered HTTP {reply.status_code}: "
-                f"{reply.text[:300]}"
+                f"GraphQL {self.url}: {what} answered HTTP {reply.status_code}: {reply.text[:300]}"
             )
         body: dict[str, Any] = reply.json()
         if body.get("errors"):
@@ -112,8 +111,10 @@ class ProsodyctlAdmin:
         script = " && ".join(
             f"prosodyctl register {a.local} {a.domain} {a.password}" for a in accounts
         )
-        await _run(["docker", "exec", "-u", "prosody", self.container, "sh", "-c", script],
-                   f"prosodyctl register in {self.container[:12]}")
+        await _run(
+            ["docker", "exec", "-u", "prosody", self.container, "sh", "-c", script],
+            f"prosodyctl register in {self.container[:12]}",
+        )
         log.info("registered %s with prosodyctl", ", ".join(a.jid for a in accounts))
 
     async def connect_rosters(self, first: Account, second: Account) -> bool:
@@ -133,7 +134,9 @@ class EjabberdAdmin:
                 try:
                     reply = await http.post(f"{self.base_url}/api/register", json=body)
                 except httpx.HTTPError as exc:
-                    raise AdminError(f"ejabberd API: registering {a.jid} failed: {exc!r}") from None
+                    raise AdminError(
+                        f"ejabberd API: registering {a.jid} failed: {exc!r}"
+                    ) from None
                 if reply.status_code != 200:
                     raise AdminError(
                         f"ejabberd API: registering {a.jid} answered HTTP "

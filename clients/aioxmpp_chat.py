@@ -130,8 +130,11 @@ class AioxmppChat(ChatClient):
         await self.client.send(message)
 
     async def barrier(self, timeout: float = 5.0) -> None:
-        iq = aioxmpp.IQ(type_=aioxmpp.IQType.GET, to=self.client.local_jid.replace(
-            localpart=None, resource=None), payload=aioxmpp.ping.Ping())
+        iq = aioxmpp.IQ(
+            type_=aioxmpp.IQType.GET,
+            to=self.client.local_jid.replace(localpart=None, resource=None),
+            payload=aioxmpp.ping.Ping(),
+        )
         try:
             await asyncio.wait_for(self.client.send(iq), timeout=timeout)
         except aioxmpp.errors.XMPPError:

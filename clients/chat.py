@@ -32,7 +32,9 @@ class Endpoint:
     domain: str
 
 
-def presence_xml(to: str | None = None, type_: str | None = None, status: str | None = None) -> str:
+def presence_xml(
+    to: str | None = None, type_: str | None = None, status: str | None = None
+) -> str:
     attrs = (f" to='{to}'" if to else "") + (f" type='{type_}'" if type_ else "")
     inner = f"<status>{status}</status>" if status else ""
     return f"<presence{attrs}>{inner}</presence>" if inner else f"<presence{attrs}/>"
@@ -112,9 +114,8 @@ class RawChat(ChatClient):
     async def barrier(self, timeout: float = 5.0) -> None:
         iq_id = self.stream.next_id("ping")
         mark = self.inbox.mark()
-        self.stream.send(
-            f"<iq type='get' id='{iq_id}' to='{self.stream.domain}'><ping xmlns='urn:xmpp:ping'/></iq>"
-        )
+        ping = "<ping xmlns='urn:xmpp:ping'/>"
+        self.stream.send(f"<iq type='get' id='{iq_id}' to='{self.stream.domain}'>{ping}</iq>")
         await self.inbox.wait_for(
             matches("iq", attrs={"id": iq_id}), f"the ping reply (id {iq_id})", timeout, mark
         )

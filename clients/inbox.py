@@ -8,6 +8,7 @@ what the server sent instead of just "timed out".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -88,9 +89,7 @@ def matches(
             return False
         if attrs and any(element.get(k) != v for k, v in attrs.items()):
             return False
-        return child is None or any(
-            c.tag == child or local_name(c) == child for c in element
-        )
+        return child is None or any(c.tag == child or local_name(c) == child for c in element)
 
     return predicate
 
@@ -149,7 +148,9 @@ class Inbox:
             if len(found) >= count:
                 return found[:count]
             if self.closed_at is not None:
-                raise ServerClosed(self._describe(what, f"the stream closed ({self.close_reason})"))
+                raise ServerClosed(
+                    self._describe(what, f"the stream closed ({self.close_reason})")
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise StanzaTimeout(self._describe(what, f"nothing matching within {timeout:g} s"))
@@ -182,7 +183,5 @@ class Inbox:
 
     async def _wait_change(self, remaining: float) -> None:
         # Callers clear the event before they look, so no push can slip between.
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout=remaining)
-        except TimeoutError:
-            pass

@@ -202,11 +202,6 @@ class _Masker:
             text = text.replace(secret, MASK)
         return text
 
-    def url(self, url: httpx.URL) -> str:
-        if url.password:
-            url = url.copy_with(password=MASK)
-        return self.text(str(url))
-
 
 def _failure(
     masker: _Masker, problem: str, *, url: str, expect: str, reply: RawReply | None = None
@@ -283,9 +278,14 @@ class _HttpReader:
     ):
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
-        self._base = httpx.URL(base_url.rstrip("/"))
+        given = httpx.URL(base_url.rstrip("/"))
+        username = username or given.username
+        password = password or given.password
+        # Credentials travel only as an auth header, so no URL (in errors, in httpx's own
+        # request log) can carry them.
+        self._base = given.copy_with(username=None, password=None)
         self._timeout = timeout
-        self._masker = _Masker(username or self._base.username, password or self._base.password)
+        self._masker = _Masker(username, password)
         headers = {"Accept": "application/json"}
         # The MongooseIM admin listeners route only Host: localhost, whatever the address.
         if host_header:
@@ -338,7 +338,7 @@ class _HttpReader:
     ) -> RawReply:
         """One request, bounded in total by the reader's timeout, recorded in history."""
         url = self._url(path)
-        shown = self._masker.url(url)
+        shown = self._masker.text(str(url))
         content = json.dumps(json_body) if json_body is not None else ""
         extra = dict(headers or {})
         if content:

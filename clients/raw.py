@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import logging
 import time
 import xml.etree.ElementTree as ET
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from clients.inbox import STREAM_NS, Inbox, local_name, matches, to_text
 from clients.transcript import Transcript
@@ -177,9 +180,7 @@ class RawStream:
     def offers_session(self, features: ET.Element | None) -> bool:
         return features is not None and features.find(f"{{{SESSION_NS}}}session") is not None
 
-    async def login(
-        self, user: str, password: str, resource: str, timeout: float = 5.0
-    ) -> str:
+    async def login(self, user: str, password: str, resource: str, timeout: float = 5.0) -> str:
         """Stream, SASL PLAIN, restart, bind and (when offered) the session IQ."""
         features = await self.authenticate(user, password, timeout)
         jid = await self.bind(resource, timeout)
@@ -222,15 +223,11 @@ class RawStream:
         await self._finish()
 
     async def _finish(self) -> None:
-        try:
+        with contextlib.suppress(OSError, TimeoutError):
             await asyncio.wait_for(self._writer.wait_closed(), timeout=1.0)
-        except (OSError, TimeoutError):
-            pass
         self._task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the reader's end is logged
-            pass
 
     # -- reading -------------------------------------------------------------------------
 
@@ -256,8 +253,8 @@ class RawStream:
         self.transcript.received(self.name, f"[{reason}]")
         self.inbox.mark_closed(reason)
 
-    def _new_parser(self) -> ET.XMLPullParser:
-        return ET.XMLPullParser(events=("start", "end", "start-ns"))
+    def _new_parser(self) -> ET.XMLPullParser[ET.Element]:
+        return ET.XMLPullParser(events=("start", "end"))
 
     def _restart_parser(self) -> None:
         self._parser = self._new_parser()
@@ -291,10 +288,8 @@ class RawStream:
             self.transcript.note(self.name, f"server sent XML that does not parse: {exc}")
 
     def _drain_events(self) -> None:
-        for event, payload in self._parser.read_events():
-            if event == "start-ns":
-                continue
-            assert isinstance(payload, ET.Element)
+        events = cast(Iterator[tuple[str, ET.Element]], self._parser.read_events())
+        for event, payload in events:
             if event == "start":
                 if self._depth == 0:
                     self.state.header = dict(payload.attrib)

@@ -69,13 +69,13 @@ class SlixmppChat(ChatClient):
     async def send_presence(
         self, to: str | None = None, type_: str | None = None, status: str | None = None
     ) -> None:
-        presence = self.xmpp.make_presence(pto=to, ptype=type_, pstatus=status)
+        presence = self.xmpp.make_presence(pto=to, ptype=type_, pstatus=status)  # type: ignore[arg-type]
         # slixmpp fills in `from`; a client normally leaves it to the server.
         del presence["from"]
         presence.send()
 
     async def send_message(self, to: str, body: str, msg_id: str, type_: str = "chat") -> None:
-        message = self.xmpp.make_message(mto=to, mbody=body, mtype=type_)
+        message = self.xmpp.make_message(mto=to, mbody=body, mtype=type_)  # type: ignore[arg-type]
         message["id"] = msg_id
         del message["from"]
         message.send()
@@ -83,7 +83,7 @@ class SlixmppChat(ChatClient):
     async def barrier(self, timeout: float = 5.0) -> None:
         iq = self.xmpp.make_iq_get(queryxmlns="urn:xmpp:ping", ito=self.xmpp.boundjid.domain)
         try:
-            await iq.send(timeout=timeout)
+            await iq.send(timeout=timeout)  # type: ignore[no-untyped-call]
         except slixmpp.exceptions.IqError:
             pass  # an error reply is still a reply: the server processed what came before
         except slixmpp.exceptions.IqTimeout:

@@ -50,11 +50,11 @@ def compose_command() -> list[str]:
     )
 
 
-def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+def docker(
+    *args: str, timeout: float = 60, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     try:
-        done = subprocess.run(
-            ["docker", *args], capture_output=True, text=True, timeout=timeout
-        )
+        done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise ComposeError(f"`docker {' '.join(args)}` did not finish in {timeout:g} s") from None
     if check and done.returncode != 0:
@@ -150,7 +150,9 @@ class ComposeProject:
             for service, container in list(pending.items()):
                 status, health = self._state(container)
                 if status in ("exited", "dead"):
-                    startup.failed[service] = self._failure(service, container, f"exited ({status})")
+                    startup.failed[service] = self._failure(
+                        service, container, f"exited ({status})"
+                    )
                     del pending[service]
                 elif status == "running" and health in ("healthy", ""):
                     startup.ready[service] = time.monotonic() - started

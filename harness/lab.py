@@ -37,8 +37,10 @@ class Lab:
             self._start_managed(managed)
 
     def stop(self) -> None:
+        """Removes the compose project; safe to call twice (fixture and exit handler)."""
         if self.project is not None and self.project.started:
             self.project.down()
+            self.project.started.clear()
 
     def logs(self, target: Target, tail: int | None = None) -> str:
         """The compose logs of a managed target's nodes ("" for external targets)."""

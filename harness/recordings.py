@@ -19,9 +19,7 @@ from pathlib import Path
 LINE = re.compile(r"^(?P<dir>[CS]): \+(?P<t>[0-9.]+) (?:(?P<client>[^<\s]\S*) )?(?P<text>.*)$")
 NOTE = re.compile(r"^# \+(?P<t>[0-9.]+) (?P<client>\S+) (?P<text>.*)$")
 LOGGED_IN = re.compile(r"logged in as (?P<jid>\S+)")
-WRAP = (
-    "<wrap xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{}</wrap>"
-)
+WRAP = "<wrap xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{}</wrap>"
 HEADER = re.compile(r"(<\?xml[^>]*\?>)?<stream:stream[^>]*>")
 
 
@@ -64,8 +62,12 @@ class Recording:
     def received(self, client: str, start: int = 0, end: int | None = None) -> list[ET.Element]:
         """Elements the server sent to `client` in lines [start, end)."""
         chosen = self.lines[start:end]
-        return [e for line in chosen if line.direction == "S" and line.client == client
-                for e in line.elements]
+        return [
+            e
+            for line in chosen
+            if line.direction == "S" and line.client == client
+            for e in line.elements
+        ]
 
     def events(self, client: str, start: int = 0) -> list[Line]:
         return [line for line in self.lines[start:] if line.client == client and line.event]

@@ -40,5 +40,6 @@ async def online(client: ChatClient, echo_expected: bool) -> None:
     await client.send_presence()
     await client.barrier(WAIT)
     if echo_expected:
-        await settle(client.inbox, mark, matches("presence", sender=client.jid), True,
-                     "own presence echo")
+        await settle(
+            client.inbox, mark, matches("presence", sender=client.jid), True, "own presence echo"
+        )

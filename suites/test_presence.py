@@ -100,8 +100,13 @@ async def test_directed_presence_reaches_non_contact(
     mark = stranger.inbox.mark()
 
     await sender.send_presence(to=stranger.jid, status="directed")
-    await settle(stranger.inbox, mark, matches("presence", sender=sender.jid),
-                 want.wants("directed"), "directed presence")
+    await settle(
+        stranger.inbox,
+        mark,
+        matches("presence", sender=sender.jid),
+        want.wants("directed"),
+        "directed presence",
+    )
 
     seen = Seen({"sender": sender.jid}, {"stranger": stranger.inbox.since(mark)})
     verdict(judge.judge_directed(want, seen), target.profile.name)
@@ -118,16 +123,26 @@ async def test_subscription_request_and_approval_reach_both_sides(
     contact_mark, sender_mark = contact.inbox.mark(), sender.inbox.mark()
 
     await sender.send_presence(to=contact_account.jid, type_="subscribe")
-    await settle(contact.inbox, contact_mark,
-                 matches("presence", type_="subscribe", sender=sender_account.jid),
-                 want.wants("subscription_flow"), "subscription request")
+    await settle(
+        contact.inbox,
+        contact_mark,
+        matches("presence", type_="subscribe", sender=sender_account.jid),
+        want.wants("subscription_flow"),
+        "subscription request",
+    )
     await contact.send_presence(to=sender_account.jid, type_="subscribed")
-    await settle(sender.inbox, sender_mark, matches("presence", sender=contact.jid, type_=""),
-                 want.wants("subscription_flow"), "contact's presence after approval")
+    await settle(
+        sender.inbox,
+        sender_mark,
+        matches("presence", sender=contact.jid, type_=""),
+        want.wants("subscription_flow"),
+        "contact's presence after approval",
+    )
 
-    seen = Seen({"sender": sender.jid, "contact": contact.jid},
-                {"contact": contact.inbox.since(contact_mark),
-                 "sender": sender.inbox.since(sender_mark)})
+    seen = Seen(
+        {"sender": sender.jid, "contact": contact.jid},
+        {"contact": contact.inbox.since(contact_mark), "sender": sender.inbox.since(sender_mark)},
+    )
     problems = judge.judge_subscription_request(want, seen)
     problems += judge.judge_subscription_approval(want, seen)
     verdict(problems, target.profile.name)
@@ -141,9 +156,13 @@ async def test_presence_to_session_without_presence_follows_profile(
     mark = contact.inbox.mark()
 
     await sender.send_presence(to=contact.jid, status="directed")
-    await settle(contact.inbox, mark, matches("presence", sender=sender.jid),
-                 want.routed and want.presence_before_initial == "delivered",
-                 "presence at a session that has not sent presence")
+    await settle(
+        contact.inbox,
+        mark,
+        matches("presence", sender=sender.jid),
+        want.routed and want.presence_before_initial == "delivered",
+        "presence at a session that has not sent presence",
+    )
 
     seen = Seen({"sender": sender.jid}, {"contact": contact.inbox.since(mark)})
     verdict(judge.judge_presence_before_initial(want, seen), target.profile.name)
@@ -158,16 +177,26 @@ async def test_bare_jid_chat_before_presence_follows_profile(
 
     await sender.send_message(contact.jid.split("/")[0], "to the bare JID", "bare-1")
     if want.bare_message_before_presence == "delivered":
-        await settle(contact.inbox, contact_mark, matches("message", attrs={"id": "bare-1"}),
-                     True, "the chat at the contact")
+        await settle(
+            contact.inbox,
+            contact_mark,
+            matches("message", attrs={"id": "bare-1"}),
+            True,
+            "the chat at the contact",
+        )
     else:
-        await settle(sender.inbox, sender_mark,
-                     matches("message", type_="error", attrs={"id": "bare-1"}), True,
-                     "the bounce at the sender")
+        await settle(
+            sender.inbox,
+            sender_mark,
+            matches("message", type_="error", attrs={"id": "bare-1"}),
+            True,
+            "the bounce at the sender",
+        )
 
-    seen = Seen({"sender": sender.jid, "contact": contact.jid},
-                {"sender": sender.inbox.since(sender_mark),
-                 "contact": contact.inbox.since(contact_mark)})
+    seen = Seen(
+        {"sender": sender.jid, "contact": contact.jid},
+        {"sender": sender.inbox.since(sender_mark), "contact": contact.inbox.since(contact_mark)},
+    )
     verdict(judge.judge_bare_message_before_presence(want, seen, "bare-1"), target.profile.name)
 
 
@@ -180,8 +209,13 @@ async def test_chat_flows_whatever_presence_configuration(
 
     await sender.send_message(contact.jid, "to the full JID", "flow-full")
     await sender.send_message(contact.jid.split("/")[0], "to the bare JID", "flow-bare")
-    await settle(contact.inbox, mark, matches("message", attrs={"id": "flow-bare"}), True,
-                 "the chat to the bare JID")
+    await settle(
+        contact.inbox,
+        mark,
+        matches("message", attrs={"id": "flow-bare"}),
+        True,
+        "the chat to the bare JID",
+    )
 
     seen = Seen({"contact": contact.jid}, {"contact": contact.inbox.since(mark)})
     verdict(judge.judge_messages_flow(seen, ["flow-full", "flow-bare"]), target.profile.name)
@@ -224,15 +258,21 @@ async def subscribe_each_other(sessions: Sessions, first: Account, second: Accou
         asker_bare, answerer_bare = asker.jid.split("/")[0], answerer.jid.split("/")[0]
         mark = answerer.inbox.mark()
         await asker.send_presence(to=answerer_bare, type_="subscribe")
-        await answerer.inbox.wait_for(matches("presence", type_="subscribe", sender=asker_bare),
-                                      f"subscription request from {asker_bare} (setup)",
-                                      WAIT, mark)
+        await answerer.inbox.wait_for(
+            matches("presence", type_="subscribe", sender=asker_bare),
+            f"subscription request from {asker_bare} (setup)",
+            WAIT,
+            mark,
+        )
         mark = asker.inbox.mark()
         await answerer.send_presence(to=asker_bare, type_="subscribed")
         # RFC 6121 3.1.5: once approved, the answerer's available presence follows.
-        await asker.inbox.wait_for(matches("presence", type_="", sender=answerer.jid),
-                                   f"{answerer.jid}'s presence after approval (setup)",
-                                   WAIT, mark)
+        await asker.inbox.wait_for(
+            matches("presence", type_="", sender=answerer.jid),
+            f"{answerer.jid}'s presence after approval (setup)",
+            WAIT,
+            mark,
+        )
     for client in (a, b):
         await client.close()
 
@@ -246,16 +286,32 @@ async def when_sender_comes_online(
     sender_mark, contact_mark = sender.inbox.mark(), contact.inbox.mark()
 
     await sender.send_presence()
-    await settle(sender.inbox, sender_mark, matches("presence", sender=contact.jid),
-                 want.wants("probe_answer"), "the probe answer")
-    await settle(sender.inbox, sender_mark, matches("presence", sender=sender.jid),
-                 want.wants("self_echo"), "the presence echo")
-    await settle(contact.inbox, contact_mark, matches("presence", sender=sender.jid),
-                 want.wants("broadcast"), "the broadcast")
+    await settle(
+        sender.inbox,
+        sender_mark,
+        matches("presence", sender=contact.jid),
+        want.wants("probe_answer"),
+        "the probe answer",
+    )
+    await settle(
+        sender.inbox,
+        sender_mark,
+        matches("presence", sender=sender.jid),
+        want.wants("self_echo"),
+        "the presence echo",
+    )
+    await settle(
+        contact.inbox,
+        contact_mark,
+        matches("presence", sender=sender.jid),
+        want.wants("broadcast"),
+        "the broadcast",
+    )
 
-    return Seen({"sender": sender.jid, "contact": contact.jid},
-                {"sender": sender.inbox.since(sender_mark),
-                 "contact": contact.inbox.since(contact_mark)})
+    return Seen(
+        {"sender": sender.jid, "contact": contact.jid},
+        {"sender": sender.inbox.since(sender_mark), "contact": contact.inbox.since(contact_mark)},
+    )
 
 
 async def when_sender_leaves(
@@ -264,9 +320,12 @@ async def when_sender_leaves(
     mark = contact.inbox.mark()
 
     await (sender.drop() if drop else sender.close())
-    await settle(contact.inbox, mark,
-                 matches("presence", sender=sender.jid, type_="unavailable"), want.routed,
-                 "unavailable presence")
+    await settle(
+        contact.inbox,
+        mark,
+        matches("presence", sender=sender.jid, type_="unavailable"),
+        want.routed,
+        "unavailable presence",
+    )
 
     return Seen({"sender": sender.jid}, {"contact": contact.inbox.since(mark)})
-

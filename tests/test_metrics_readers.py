@@ -128,7 +128,10 @@ class LocalServer:
     def __post_init__(self) -> None:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll keeps shutdown() quick; the default half second adds up over the file.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
 
     @property
@@ -176,7 +179,7 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
 def recorded_rest(version: str, stem: str) -> Canned:
     """A REST answer from its recorded .headers file and, where there is one, .json body."""
     api = RECORDINGS / f"mongooseim-{version}" / "api"
-    head = (api / f"{stem}.headers").read_text().split("\r\n")
+    head = (api / f"{stem}.headers").read_text().splitlines()
     status = int(head[0].split()[1])
     headers = tuple(
         (name.strip(), value.strip())
@@ -188,8 +191,10 @@ def recorded_rest(version: str, stem: str) -> Canned:
     return Canned(status, headers, body_file.read_bytes() if body_file.exists() else b"")
 
 
-def transcript_routes(version: str) -> dict[tuple[str, str], Route]:
-    """The whole exchanges of metrics-rest-api-cors.txt named in TRANSCRIPT_ROUTES."""
+def transcript_routes(
+    version: str, wanted: set[tuple[str, str]] = TRANSCRIPT_ROUTES
+) -> dict[tuple[str, str], Route]:
+    """The whole exchanges of metrics-rest-api-cors.txt named in ``wanted``."""
     text = (RECORDINGS / f"mongooseim-{version}" / "metrics-rest-api-cors.txt").read_text()
     exchanges: dict[tuple[str, str], list[str]] = {}
     current: list[str] = []
@@ -199,7 +204,7 @@ def transcript_routes(version: str) -> dict[tuple[str, str], Route]:
             current = exchanges.setdefault((method, path), [])
         elif line.startswith("S: "):
             current.append(line[3:])
-    return {key: _canned(lines) for key, lines in exchanges.items() if key in TRANSCRIPT_ROUTES}
+    return {key: _canned(lines) for key, lines in exchanges.items() if key in wanted}
 
 
 def _canned(lines: list[str]) -> Canned:
@@ -339,6 +344,20 @@ async def test_graphql_counters_read_spiral_count_counter_and_gauge_value(
         ("localhost", "sessionCount"): 2,
         ("global", "clusterSize"): 1,
     }
+
+
+async def test_graphql_counter_of_a_spiral_is_its_count_not_the_minute_window(
+    serve: Callable[..., LocalServer],
+) -> None:
+    # The recorded snapshots have one == count everywhere, so this body tells them apart.
+    metric = {"type": "spiral", "name": ["localhost", "xmppStanzaSent"], "one": 4, "count": 9}
+    body = json.dumps({"data": {"metric": {"getMetrics": [metric, {}]}}}).encode()
+    server = serve({("POST", "/api/graphql"): Canned(200, (JSON_TYPE,), body)})
+
+    async with graphql(server) as reader:
+        values = await reader.counters([["localhost", "xmppStanzaSent"]])
+
+    assert values == {("localhost", "xmppStanzaSent"): 9}
 
 
 async def test_graphql_reports_missing_metric_as_absent(mim: LocalServer) -> None:
@@ -573,6 +592,20 @@ async def test_rest_counters_read_global_and_host_type_names(mim: LocalServer) -
     assert values == expected
 
 
+@pytest.mark.parametrize(("version", "count"), [("6.0.0", 18), ("6.1.0", 20)])
+async def test_rest_counter_of_a_spiral_is_its_count_not_the_minute_window(
+    serve: Callable[..., LocalServer], version: str, count: int
+) -> None:
+    # In the transcript this route answered with one < count.
+    route = ("GET", "/api/metrics/host_type/localhost/xmppMessageSent")
+    server = serve(transcript_routes(version, {route}))
+
+    async with rest(server) as reader:
+        values = await reader.counters([["localhost", "xmppMessageSent"]])
+
+    assert values == {("localhost", "xmppMessageSent"): count}
+
+
 async def test_rest_reports_missing_metric_as_absent(mim: LocalServer) -> None:
     async with rest(mim) as reader:
         single = await reader.metric("localhost", "noSuchMetric")
@@ -779,15 +812,49 @@ async def test_silent_server_gives_timeout_error_not_a_hang(kind: str) -> None:
     assert url in str(caught.value)
 
 
+async def test_echoed_credentials_are_masked_in_errors_and_history(
+    serve: Callable[..., LocalServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = base64.b64encode(f"{ADMIN}:{WRONG_PASSWORD}".encode()).decode()
+    echo = f"bad gateway for Basic {token} ({ADMIN}:{WRONG_PASSWORD})".encode()
+    server = serve({("POST", "/api/graphql"): Canned(502, (), echo)})
+
+    async with graphql(server, password=WRONG_PASSWORD) as reader:
+        with pytest.raises(MetricsError) as caught:
+            await reader.server_version()
+
+    kept = reader.history[0].render()
+    assert "bad gateway for Basic ***" in caught.value.body
+    for text in [str(caught.value), caught.value.body, kept, caplog.text]:
+        assert WRONG_PASSWORD not in text
+        assert token not in text
+
+
 async def test_credentials_in_the_url_are_masked_in_errors() -> None:
-    url = f"http://{ADMIN}:{WRONG_PASSWORD}@127.0.0.1:{closed_port()}"
+    port = closed_port()
+    url = f"http://{ADMIN}:{WRONG_PASSWORD}@127.0.0.1:{port}"
 
     async with MongooseRestReader(url) as reader:
         with pytest.raises(MetricsError) as caught:
             await reader.index()
 
     assert WRONG_PASSWORD not in str(caught.value)
-    assert f"{ADMIN}:***@127.0.0.1" in str(caught.value)
+    assert f"http://127.0.0.1:{port}/api/metrics/" in str(caught.value)
+
+
+async def test_credentials_in_the_url_are_sent_as_basic_auth_only(
+    serve: Callable[..., LocalServer],
+) -> None:
+    server = serve({("GET", "/api/metrics/"): recorded_rest("6.1.0", "rest-metrics")})
+    url = server.base_url.replace("http://", f"http://{ADMIN}:{WRONG_PASSWORD}@")
+
+    async with MongooseRestReader(url) as reader:
+        await reader.index()
+
+    token = base64.b64encode(f"{ADMIN}:{WRONG_PASSWORD}".encode()).decode()
+    assert server.seen[0].headers["authorization"] == f"Basic {token}"
+    assert reader.history[0].url == f"{server.base_url}/api/metrics/"
 
 
 # --- OpenMetrics (Prosody) ---------------------------------------------------------------

@@ -71,6 +71,9 @@ def error_condition(element: ET.Element) -> str:
     for child in element:
         if local_name(child) == "error":
             for condition in child:
-                if condition.tag.startswith(f"{{{STANZAS_NS}}}") and local_name(condition) != "text":
+                if (
+                    condition.tag.startswith(f"{{{STANZAS_NS}}}")
+                    and local_name(condition) != "text"
+                ):
                     return local_name(condition)
     return ""

@@ -82,7 +82,10 @@ def judge_self_echo(want: PresenceExpect, seen: Seen) -> list[str]:
     sender = seen.jids["sender"]
     echoes = [e for e in seen.of("sender") if is_presence(e, sender)]
     return _presence_expected(
-        want.wants("self_echo"), echoes, want.key("self_echo"), f"the sender's own presence from {sender}",
+        want.wants("self_echo"),
+        echoes,
+        want.key("self_echo"),
+        f"the sender's own presence from {sender}",
         seen.of("sender"),
     )
 
@@ -92,7 +95,10 @@ def judge_broadcast(want: PresenceExpect, seen: Seen) -> list[str]:
     sender = seen.jids["sender"]
     got = [e for e in seen.of("contact") if is_presence(e, sender)]
     return _presence_expected(
-        want.wants("broadcast"), got, want.key("broadcast"), f"available presence from {sender} at the contact",
+        want.wants("broadcast"),
+        got,
+        want.key("broadcast"),
+        f"available presence from {sender} at the contact",
         seen.of("contact"),
     )
 
@@ -102,8 +108,11 @@ def judge_probe_answer(want: PresenceExpect, seen: Seen) -> list[str]:
     contact = seen.jids["contact"]
     answers = [e for e in seen.of("sender") if is_presence(e, contact)]
     problems = _presence_expected(
-        want.wants("probe_answer"), answers, want.key("probe_answer"),
-        f"the contact's presence from {contact} in answer to the probe", seen.of("sender"),
+        want.wants("probe_answer"),
+        answers,
+        want.key("probe_answer"),
+        f"the contact's presence from {contact} in answer to the probe",
+        seen.of("sender"),
     )
     if problems or not answers or not want.wants("probe_answer"):
         return problems
@@ -111,15 +120,22 @@ def judge_probe_answer(want: PresenceExpect, seen: Seen) -> list[str]:
     origin = want.probe_answer_delay_from
     key = f"probe_answer_delay_from = {origin!r}"
     if origin == "none":
-        return [f"{key}: the probe answer carries a <delay/>: {listing(answers[:1])}"] if (
-            delay is not None) else []
+        return (
+            [f"{key}: the probe answer carries a <delay/>: {listing(answers[:1])}"]
+            if (delay is not None)
+            else []
+        )
     if delay is None:
-        return [f"{key}: expected <delay xmlns='{DELAY_NS}'/> on the probe answer, got "
-                f"{listing(answers[:1])}"]
+        return [
+            f"{key}: expected <delay xmlns='{DELAY_NS}'/> on the probe answer, got "
+            f"{listing(answers[:1])}"
+        ]
     wanted = contact if origin == "contact" else contact.split("@", 1)[1].split("/", 1)[0]
     if delay.get("from") != wanted:
-        return [f"{key}: expected the probe answer's <delay from='{wanted}'/>, got "
-                f"{listing(answers[:1])}"]
+        return [
+            f"{key}: expected the probe answer's <delay from='{wanted}'/>, got "
+            f"{listing(answers[:1])}"
+        ]
     return []
 
 
@@ -129,7 +145,10 @@ def judge_unavailable(want: PresenceExpect, seen: Seen, how: str) -> list[str]:
     sender = seen.jids["sender"]
     gone = [e for e in seen.of("contact") if is_presence(e, sender, "unavailable")]
     problems = _presence_expected(
-        want.routed, gone, "routed", f"unavailable presence from {sender} after the {how}",
+        want.routed,
+        gone,
+        "routed",
+        f"unavailable presence from {sender} after the {how}",
         seen.of("contact"),
     )
     if problems or not gone:
@@ -137,11 +156,12 @@ def judge_unavailable(want: PresenceExpect, seen: Seen, how: str) -> list[str]:
     wanted: str = getattr(want, key)
     statuses = [status_of(e) for e in gone]
     if wanted == "" and any(s is not None for s in statuses):
-        return [f"{key} = '': expected unavailable presence without <status>, got "
-                f"{listing(gone)}"]
+        return [f"{key} = '': expected unavailable presence without <status>, got {listing(gone)}"]
     if wanted and any(s != wanted for s in statuses):
-        return [f"{key} = {wanted!r}: expected <status>{wanted}</status> on the unavailable "
-                f"presence, got {listing(gone)}"]
+        return [
+            f"{key} = {wanted!r}: expected <status>{wanted}</status> on the unavailable "
+            f"presence, got {listing(gone)}"
+        ]
     return []
 
 
@@ -150,7 +170,10 @@ def judge_directed(want: PresenceExpect, seen: Seen) -> list[str]:
     sender = seen.jids["sender"]
     got = [e for e in seen.of("stranger") if is_presence(e, sender)]
     return _presence_expected(
-        want.wants("directed"), got, want.key("directed"), f"directed presence from {sender}",
+        want.wants("directed"),
+        got,
+        want.key("directed"),
+        f"directed presence from {sender}",
         seen.of("stranger"),
     )
 
@@ -162,8 +185,11 @@ def judge_presence_before_initial(want: PresenceExpect, seen: Seen) -> list[str]
     delivered = want.routed and want.presence_before_initial == "delivered"
     key = "presence_before_initial" if want.routed else "routed"
     return _presence_expected(
-        delivered, got, key,
-        f"presence from {sender} at a session that has not sent presence", seen.of("contact"),
+        delivered,
+        got,
+        key,
+        f"presence from {sender} at a session that has not sent presence",
+        seen.of("contact"),
     )
 
 
@@ -174,16 +200,20 @@ def judge_bare_message_before_presence(want: PresenceExpect, seen: Seen, msg_id:
     key = f"bare_message_before_presence = {want.bare_message_before_presence!r}"
     if want.bare_message_before_presence == "delivered":
         if not delivered:
-            return [f"{key}: expected message {msg_id} delivered to the contact's session; "
-                    f"contact got {listing(seen.of('contact'))}; sender got "
-                    f"{listing(bounced) if bounced else 'no error'}"]
+            return [
+                f"{key}: expected message {msg_id} delivered to the contact's session; "
+                f"contact got {listing(seen.of('contact'))}; sender got "
+                f"{listing(bounced) if bounced else 'no error'}"
+            ]
         return []
     problems = []
     if delivered:
         problems.append(f"{key}: the message was delivered instead: {listing(delivered)}")
     if not bounced:
-        problems.append(f"{key}: expected an error reply for {msg_id} at the sender, got "
-                        f"{listing(seen.of('sender'))}")
+        problems.append(
+            f"{key}: expected an error reply for {msg_id} at the sender, got "
+            f"{listing(seen.of('sender'))}"
+        )
     elif error_condition(bounced[0]) != "service-unavailable":
         problems.append(f"{key}: expected service-unavailable, got {listing(bounced[:1])}")
     return problems
@@ -194,8 +224,9 @@ def judge_messages_flow(seen: Seen, msg_ids: list[str]) -> list[str]:
     got = {e.get("id") for e in seen.of("contact") if local_name(e) == "message"}
     missing = [i for i in msg_ids if i not in got]
     if missing:
-        return [f"messages {missing} did not reach the contact; it got "
-                f"{listing(seen.of('contact'))}"]
+        return [
+            f"messages {missing} did not reach the contact; it got {listing(seen.of('contact'))}"
+        ]
     return []
 
 
@@ -204,8 +235,11 @@ def judge_subscription_request(want: PresenceExpect, seen: Seen) -> list[str]:
     requester = bare(seen.jids["sender"])
     got = [e for e in seen.of("contact") if is_presence(e, requester, "subscribe")]
     return _presence_expected(
-        want.wants("subscription_flow"), got, want.key("subscription_flow"),
-        f"<presence type='subscribe' from='{requester}'/>", seen.of("contact"),
+        want.wants("subscription_flow"),
+        got,
+        want.key("subscription_flow"),
+        f"<presence type='subscribe' from='{requester}'/>",
+        seen.of("contact"),
     )
 
 
@@ -216,14 +250,20 @@ def judge_subscription_approval(want: PresenceExpect, seen: Seen) -> list[str]:
     contact = seen.jids["contact"]
     available = [e for e in seen.of("sender") if is_presence(e, contact)]
     return _presence_expected(
-        want.wants("subscription_flow"), available, want.key("subscription_flow"),
-        f"the contact's presence from {contact} after approval", seen.of("sender"),
+        want.wants("subscription_flow"),
+        available,
+        want.key("subscription_flow"),
+        f"the contact's presence from {contact} after approval",
+        seen.of("sender"),
     )
 
 
 def _is_message(element: ET.Element, msg_id: str, type_: str) -> bool:
-    return (local_name(element) == "message" and element.get("id") == msg_id
-            and element.get("type", "normal") == type_)
+    return (
+        local_name(element) == "message"
+        and element.get("id") == msg_id
+        and element.get("type", "normal") == type_
+    )
 
 
 def _presence_expected(

@@ -18,7 +18,7 @@ test: setup docker lint
 	$(BIN)/pytest tests/ suites/ --targets=reference $(PYTEST_ARGS)
 
 unit: setup
-	$(BIN)/pytest tests/ $(PYTEST_ARGS)
+	$(BIN)/pytest tests/ -m "not live" $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -19,6 +19,8 @@ from harness.judges.presence import PresenceExpect
 from harness.targets import Target
 from suites import test_presence as suite
 
+pytestmark = pytest.mark.live
+
 Check = Callable[..., Awaitable[None]]
 
 WRONG_CLAIMS: list[tuple[Check, str, Any]] = [

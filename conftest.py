@@ -9,6 +9,7 @@ failure or Ctrl-C, unless `--keep-servers` is given.
 from __future__ import annotations
 
 import atexit
+import shutil
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -31,7 +32,8 @@ from clients.chat import STACKS, ChatClient, Endpoint, RawChat
 from clients.raw import RawStream
 from clients.slixmpp_chat import SlixmppChat
 from clients.transcript import Transcript
-from harness.lab import Lab
+from harness.cleanup import remove_projects
+from harness.lab import Lab, run_id
 from harness.targets import Target, TargetError, load_catalog, select
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,21 @@ def chosen_targets(config: pytest.Config) -> list[Target]:
         raise pytest.UsageError(str(exc)) from None
     config._xc_targets = targets  # type: ignore[attr-defined]
     return targets
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    run_id()  # set before xdist starts its workers, which inherit it
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The controller's last word: nothing of this run may outlive it (a killed worker
+    cannot tear down its own compose project)."""
+    if hasattr(config, "workerinput") or config.getoption("--keep-servers", False):
+        return
+    if shutil.which("docker") is None:
+        return
+    for name in remove_projects(f"xc-{run_id()}-"):
+        log.warning("compose project %s was left behind and is now removed", name)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import xml.etree.ElementTree as ET
+from datetime import timedelta
 from typing import Any
 
 import aioxmpp
@@ -20,8 +22,8 @@ import aioxmpp.security_layer as security
 import aioxmpp.xml
 
 from clients.admin import Account
-from clients.chat import ChatClient, Endpoint, element_of
-from clients.inbox import StanzaTimeout
+from clients.chat import SM_NS, ChatClient, Endpoint, element_of
+from clients.inbox import Inbox, StanzaTimeout
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +42,20 @@ class _Client(aioxmpp.Client):  # type: ignore[misc]
     """aioxmpp's client with stream management used only when asked for."""
 
     use_sm = False
+    # Set while the client may (re)connect; interrupt() clears it so that the test decides
+    # when the resumption happens (aioxmpp would otherwise reconnect on its own).
+    may_connect: asyncio.Event | None = None
 
     async def _negotiate_stream(self, xmlstream: Any, features: Any) -> Any:
         if not self.use_sm:
             with contextlib.suppress(KeyError):
                 del features[aioxmpp.nonza.StreamManagementFeature]
         return await super()._negotiate_stream(xmlstream, features)
+
+    async def _main_impl(self) -> Any:
+        if self.may_connect is not None:
+            await self.may_connect.wait()
+        return await super()._main_impl()
 
 
 def _security(password: str) -> Any:
@@ -95,7 +105,12 @@ class AioxmppChat(ChatClient):
             logger=logging.getLogger(f"aioxmpp.{name}"),
         )
         client.use_sm = use_sm
-        client.backoff_cap = timeout
+        # aioxmpp computes with timedeltas here (node.Client._main); a float breaks a retry.
+        client.backoff_cap = timedelta(seconds=timeout)
+        if use_sm:
+            client.may_connect = asyncio.Event()
+            client.may_connect.set()
+            client.backoff_start = timedelta(seconds=0.2)
         chat = cls(name, client, transcript)
         transcript.note(name, f"aioxmpp connecting to {endpoint.host}:{endpoint.port}")
         try:
@@ -110,6 +125,8 @@ class AioxmppChat(ChatClient):
             ) from None
         chat.jid = str(client.local_jid)
         transcript.note(name, f"logged in as {chat.jid}")
+        if use_sm:
+            chat.sm_answer = chat._sm_enabled()
         return chat
 
     async def send_presence(
@@ -170,3 +187,69 @@ class AioxmppChat(ChatClient):
     def _destroyed(self, reason: Any = None) -> None:
         self.transcript.received(self.name, f"[stream destroyed: {reason!r}]")
         self.inbox.mark_closed(f"stream destroyed: {reason!r}")
+
+    # -- stream management (XEP-0198): aioxmpp does the protocol --------------------------
+    #
+    # aioxmpp sends <enable resume='true'/> after bind when the server offers SM, answers
+    # every <r/> itself, and after a lost connection reconnects and sends <resume previd h/>
+    # (Client._negotiate_stream). It hands no SM element to the stanza filters, so the
+    # <enabled/> and <resumed/> below are rebuilt from what aioxmpp parsed out of them.
+
+    def _sm_enabled(self) -> ET.Element | None:
+        stream = self.client.stream
+        if not stream.sm_enabled:
+            return None
+        attrs = {"id": stream.sm_id or "", "resume": "true" if stream.sm_resumable else ""}
+        if stream.sm_max is not None:
+            attrs["max"] = str(stream.sm_max)
+        if stream.sm_location is not None:
+            attrs["location"] = ":".join(str(part) for part in stream.sm_location)
+        element = ET.Element(f"{{{SM_NS}}}enabled", {k: v for k, v in attrs.items() if v})
+        self.transcript.note(self.name, f"aioxmpp parsed <enabled/>: {element.attrib}")
+        return element
+
+    async def interrupt(self) -> None:
+        gate = self.client.may_connect
+        if gate is None:
+            raise RuntimeError(f"{self.name}: interrupt() needs a client logged in with SM")
+        gate.clear()
+        suspended: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def on_suspended(*_: Any) -> bool:
+            if not suspended.done():
+                suspended.set_result(True)
+            return True  # a true return disconnects the handler
+
+        self.client.on_stream_suspended.connect(on_suspended)
+        self.transcript.sent(self.name, "[TCP aborted without </stream:stream>]")
+        self.client.stream._xmlstream.transport.close()
+        try:
+            await asyncio.wait_for(suspended, timeout=2.0)
+        except TimeoutError:
+            log.warning("%s: aioxmpp saw no stream failure 2 s after the abort", self.name)
+
+    async def resume(self, timeout: float = 5.0) -> ET.Element | None:
+        gate = self.client.may_connect
+        if gate is None:
+            raise RuntimeError(f"{self.name}: resume() needs a client logged in with SM")
+        self.inbox = Inbox(self.name)
+        previd = self.client.stream.sm_id or ""
+        outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def settle(resumed: bool) -> bool:
+            if not outcome.done():
+                outcome.set_result(resumed)
+            return True  # a true return disconnects the handler
+
+        self.client.on_stream_resumed.connect(lambda: settle(True))
+        self.client.on_stream_destroyed.connect(lambda *_: settle(False))
+        self.client.on_stream_established.connect(lambda: settle(False))
+        self.transcript.note(self.name, "aioxmpp reconnecting to resume")
+        gate.set()
+        try:
+            resumed = await asyncio.wait_for(outcome, timeout=timeout)
+        except TimeoutError:
+            return None
+        name = "resumed" if resumed else "failed"
+        self.transcript.note(self.name, f"aioxmpp reports the stream {name}")
+        return ET.Element(f"{{{SM_NS}}}{name}", {"previd": previd} if resumed else {})

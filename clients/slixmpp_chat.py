@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import xml.etree.ElementTree as ET
 from typing import Any
 
 import slixmpp
 import slixmpp.exceptions
 
 from clients.admin import Account
-from clients.chat import ChatClient, Endpoint
-from clients.inbox import StanzaTimeout
+from clients.chat import SM_NS, ChatClient, Endpoint
+from clients.inbox import Inbox, StanzaTimeout
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,14 @@ class SlixmppChat(ChatClient):
         xmpp.enable_starttls = False
         xmpp.enable_direct_tls = False
         xmpp.enable_plaintext = True
-        xmpp["feature_mechanisms"].unencrypted_plain = True
-        xmpp["feature_mechanisms"].unencrypted_scram = True
+        xmpp.plugin["feature_mechanisms"].unencrypted_plain = True
+        xmpp.plugin["feature_mechanisms"].unencrypted_scram = True
         for plugin in plugins:
             xmpp.register_plugin(plugin)
         client = cls(name, xmpp, transcript)
+        client.endpoint = endpoint
+        if "xep_0198" in plugins:
+            client._watch_sm()
         transcript.note(name, f"slixmpp connecting to {endpoint.host}:{endpoint.port}")
         xmpp.connect(endpoint.host, endpoint.port)
         try:
@@ -141,3 +145,62 @@ class SlixmppChat(ChatClient):
             self._session.set_exception(
                 AssertionError(f"{self.name}: disconnected before the session started: {reason}")
             )
+
+    # -- stream management (XEP-0198): the xep_0198 plugin does the protocol --------------
+    #
+    # slixmpp sends <enable resume='true'/> after bind and answers every <r/> with its own
+    # count; after interrupt() the same ClientXMPP reconnects and the plugin sends
+    # <resume previd h/> before bind (XEP_0198._handle_sm_feature).
+
+    endpoint: Endpoint | None = None
+    _sm_reply: asyncio.Future[ET.Element] | None = None
+
+    def _watch_sm(self) -> None:
+        self._sm_reply = asyncio.get_running_loop().create_future()
+        for event in ("sm_enabled", "sm_failed", "session_resumed"):
+            self.xmpp.add_event_handler(event, self._sm_answered)
+
+    def _sm_answered(self, stanza: Any) -> None:
+        if self._sm_reply is not None and not self._sm_reply.done():
+            self._sm_reply.set_result(copy.deepcopy(stanza.xml))
+
+    async def sm_ready(self, timeout: float = 5.0) -> ET.Element | None:
+        """The answer to the plugin's <enable/>, which comes after session_start; None
+        at once when the server did not offer SM (the plugin then sends nothing)."""
+        if not self._offers_sm() or self._sm_reply is None:
+            return None
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(self._sm_reply), timeout=timeout)
+        except TimeoutError:
+            return None
+        self.sm_answer = reply
+        return reply
+
+    def _offers_sm(self) -> bool:
+        features = [e for e in self.inbox.elements if e.tag.endswith("}features")]
+        return bool(features) and features[-1].find(f"{{{SM_NS}}}sm") is not None
+
+    async def interrupt(self) -> None:
+        self.transcript.sent(self.name, "[TCP aborted without </stream:stream>]")
+        self._gone = asyncio.get_running_loop().create_future()
+        transport = self.xmpp.transport
+        if transport is not None:
+            transport.abort()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._gone), timeout=2.0)
+        except TimeoutError:
+            log.warning("%s: slixmpp saw no disconnect 2 s after the abort", self.name)
+
+    async def resume(self, timeout: float = 5.0) -> ET.Element | None:
+        if self.endpoint is None:
+            raise RuntimeError(f"{self.name}: resume() needs a client made by login()")
+        self.inbox = Inbox(self.name)
+        self._sm_reply = asyncio.get_running_loop().create_future()
+        self.transcript.note(self.name, "slixmpp reconnecting to resume")
+        self.xmpp.connect(self.endpoint.host, self.endpoint.port)
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(self._sm_reply), timeout=timeout)
+        except TimeoutError:
+            return None
+        log.info("%s: slixmpp resumption answered %s", self.name, answer.tag)
+        return answer

@@ -9,6 +9,7 @@ reason, the service's last log lines and its full log attached to the report.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import socket
 from dataclasses import dataclass, field
@@ -17,6 +18,16 @@ from harness.compose import ComposeError, ComposeProject, Progress, docker
 from harness.targets import Target
 
 log = logging.getLogger(__name__)
+
+
+def run_id() -> str:
+    """One id per run, shared by its xdist workers through the environment."""
+    return os.environ.setdefault("XC_RUN_ID", secrets.token_hex(4))
+
+
+def project_name() -> str:
+    """`xc-<run id>-<worker>`: unique per process, and removable per run."""
+    return f"xc-{run_id()}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 @dataclass
@@ -59,7 +70,7 @@ class Lab:
         return "\n".join(parts) or "(no container logs: the target was not started by this run)"
 
     def _start_managed(self, targets: list[Target]) -> None:
-        self.project = ComposeProject(f"xc-{secrets.token_hex(4)}", progress=self.progress)
+        self.project = ComposeProject(project_name(), progress=self.progress)
         startable: list[Target] = []
         for target in targets:
             try:

@@ -41,7 +41,8 @@ CORS_6_0_0 = {
     "access-control-allow-origin": "*",
 }
 
-# Recorded REST answers: file stem under api/ -> the route it was taken from.
+# Recorded REST answers: file stem under api/ -> the route it was taken from. The file name
+# does not keep the case of the unknown metric's name; any unknown name gets this answer.
 REST_FILES = {
     "rest-metrics": "/api/metrics/",
     "rest-metrics_global": "/api/metrics/global",
@@ -66,7 +67,8 @@ DICTS_RECORDINGS = {
     ),
 }
 
-# Prosody 0.12 /metrics, in the exact shape it serves (note the empty UNIT lines).
+# Lines in the shape a live Prosody 0.12 /metrics page has (empty UNIT lines, *_created
+# samples, "# EOF"), cut down to three families, with a second host added.
 PROSODY_METRICS = "\n".join(
     [
         "# HELP prosody_mod_c2s__encrypted Encrypted connections",
@@ -246,12 +248,10 @@ def _graphql_recording(query: str, variables: dict[str, list[str]]) -> str | Non
         return DICTS_RECORDINGS.get(tuple(variables.get("name") or ()))
     if "getMetrics" in query and not variables.get("name"):
         return "graphql-getMetrics-all"
+    if "status" in query and "version" in query:
+        return "graphql-server-status-with-version"
     if "status" in query:
-        return (
-            "graphql-server-status-with-version"
-            if "version" in query
-            else ("graphql-server-status")
-        )
+        return "graphql-server-status"
     return None
 
 
@@ -527,7 +527,7 @@ async def test_graphql_wrong_credentials_give_clear_error_without_password(
 
     message = str(caught.value)
     assert caught.value.status == 401
-    assert "credentials" in message
+    assert "refused the basic-auth credentials" in message
     assert f"{mim.base_url}/api/graphql" in message
     assert "wrong_credentials" in caught.value.body
     for text in [message, caplog.text, *kept]:
@@ -616,11 +616,12 @@ async def test_rest_reports_missing_metric_as_absent(mim: LocalServer) -> None:
     assert reader.history[0].status == 404
 
 
-async def test_rest_bare_404_is_an_error_not_a_missing_metric(
-    serve: Callable[..., LocalServer],
+@pytest.mark.parametrize("body", [b"", b'{"message": "Endpoint not found."}'])
+async def test_rest_404_without_the_api_answer_is_an_error_not_a_missing_metric(
+    serve: Callable[..., LocalServer], body: bytes
 ) -> None:
     path = "/api/metrics/host_type/localhost/xmppMessageSent"
-    server = serve({("GET", path): Canned(404, (), b"")})
+    server = serve({("GET", path): Canned(404, (JSON_TYPE,), body)})
 
     async with rest(server) as reader:
         with pytest.raises(MetricsError) as caught:
@@ -780,9 +781,8 @@ READERS: dict[str, tuple[Callable[[str, float], Reader], list[str]]] = {
 @pytest.mark.parametrize("kind", sorted(READERS))
 async def test_server_down_gives_clear_error_fast(kind: str) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
-    started = time.monotonic()
-
     build, name = READERS[kind]
+    started = time.monotonic()
 
     async with build(url, 5.0) as reader:
         with pytest.raises(MetricsError) as caught:
@@ -829,6 +829,46 @@ async def test_echoed_credentials_are_masked_in_errors_and_history(
     for text in [str(caught.value), caught.value.body, kept, caplog.text]:
         assert WRONG_PASSWORD not in text
         assert token not in text
+
+
+def drip_server(sock: socket.socket, stop: threading.Event) -> None:
+    """Answers one request with headers at once, then one body byte every 0.1 s."""
+    conn, _ = sock.accept()
+    with conn:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        conn.sendall(b"Content-Length: 40\r\n\r\n")
+        for _ in range(40):
+            if stop.wait(0.1):
+                return
+            try:
+                conn.sendall(b" ")
+            except OSError:
+                return
+
+
+async def test_slow_drip_answer_is_cut_at_the_total_timeout(
+    serve: Callable[..., LocalServer],
+) -> None:
+    stop = threading.Event()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        dripper = threading.Thread(target=drip_server, args=(sock, stop), daemon=True)
+        dripper.start()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        started = time.monotonic()
+
+        # Each byte comes well within the per-read limit; only the total bound can stop it.
+        async with MongooseRestReader(url, timeout=0.5) as reader:
+            with pytest.raises(MetricsError) as caught:
+                await reader.index()
+        elapsed = time.monotonic() - started
+        stop.set()
+        dripper.join(timeout=5)
+
+    assert elapsed < 2.0
+    assert "no complete answer within 0.5 s" in str(caught.value)
 
 
 async def test_credentials_in_the_url_are_masked_in_errors() -> None:

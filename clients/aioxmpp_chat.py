@@ -222,7 +222,11 @@ class AioxmppChat(ChatClient):
 
         self.client.on_stream_suspended.connect(on_suspended)
         self.transcript.sent(self.name, "[TCP aborted without </stream:stream>]")
-        self.client.stream._xmlstream.transport.close()
+        xmlstream = self.client.stream._xmlstream
+        xmlstream.transport.close()
+        # A local close reads as a clean shutdown to aioxmpp; a lost network reports an
+        # error, which is what makes the client suspend the stream and resume it later.
+        xmlstream.connection_lost(ConnectionResetError("connection lost (by the test)"))
         try:
             await asyncio.wait_for(suspended, timeout=2.0)
         except TimeoutError:

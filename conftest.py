@@ -9,8 +9,8 @@ failure or Ctrl-C, unless `--keep-servers` is given.
 from __future__ import annotations
 
 import atexit
-import shutil
 import logging
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -36,6 +36,7 @@ from harness.cleanup import remove_projects
 from harness.lab import Lab, run_id
 from harness.targets import Target, TargetError, load_catalog, select
 
+pytest_plugins = ["harness.reporting"]
 log = logging.getLogger(__name__)
 
 
@@ -100,9 +101,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         log.warning("compose project %s was left behind and is now removed", name)
 
 
+def targets_for(metafunc: pytest.Metafunc) -> list[Target]:
+    """The chosen targets a suite module runs on. Targets of the `cluster` set (several
+    nodes, a profile with only a [cluster] table) serve the module marked
+    `area("cluster")` alone; that module skips the single-node targets itself."""
+    chosen = chosen_targets(metafunc.config)
+    marker = metafunc.definition.get_closest_marker("area")
+    rehearsal = marker is not None and marker.args[:1] == ("cluster",)
+    return [t for t in chosen if rehearsal or "cluster" not in t.sets]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "target_name" in metafunc.fixturenames:
-        names = [t.name for t in chosen_targets(metafunc.config)]
+        names = [t.name for t in targets_for(metafunc)]
         metafunc.parametrize("target_name", names, scope="session")
     if "stack" in metafunc.fixturenames:
         stacks = [s.strip() for s in metafunc.config.getoption("--stacks").split(",") if s]

@@ -78,16 +78,22 @@ class Lab:
                 startable.append(target)
             except (ComposeError, OSError) as exc:
                 self.broken[target.name] = str(exc)
-        services = [s for t in startable for s in t.services]
-        if not services:
-            return
+        # Single-node targets boot together; a cluster boots on its own, so that a join
+        # that fails cannot take the other targets down with it.
+        batches = [[t for t in startable if len(t.nodes) == 1]]
+        batches += [[t] for t in startable if len(t.nodes) > 1]
+        for batch in (b for b in batches if b):
+            self._start_batch(batch)
+
+    def _start_batch(self, targets: list[Target]) -> None:
+        assert self.project is not None
         try:
-            startup = self.project.up(services)
+            startup = self.project.up([s for t in targets for s in t.services])
         except ComposeError as exc:
-            self.broken.update((t.name, str(exc)) for t in startable)
+            self.broken.update((t.name, str(exc)) for t in targets)
             return
         self.boot_seconds.update(startup.ready)
-        for target in startable:
+        for target in targets:
             failures = [startup.failed[s] for s in target.services if s in startup.failed]
             if failures:
                 self.broken[target.name] = "\n".join(failures)

@@ -10,12 +10,19 @@ PYTEST_ARGS ?=
 STAMP := .stamps
 
 .PHONY: conformance test unit suites lint setup docker load-images clean
+.PHONY: actionlint report report-build report-check report-tools
 
-conformance: setup docker
-	$(BIN)/pytest suites/ --targets=$(TARGETS) $(PYTEST_ARGS)
+# Each run starts from empty Allure results; the report keeps the trend in
+# reports/allure-history.jsonl. The report is built also when tests failed, and the make
+# target then fails with pytest's exit status.
+conformance: setup docker report-tools
+	$(BIN)/pytest suites/ --targets=$(TARGETS) --clean-alluredir $(PYTEST_ARGS); \
+	status=$$?; bash scripts/report.sh build || status=$$((status ? status : 1)); exit $$status
 
-test: setup docker lint
-	$(BIN)/pytest tests/ suites/ --targets=reference $(PYTEST_ARGS)
+test: setup docker lint actionlint report-tools
+	$(BIN)/pytest tests/ suites/ --targets=reference --clean-alluredir $(PYTEST_ARGS); \
+	status=$$?; { bash scripts/report.sh build && bash scripts/report.sh check; } \
+	  || status=$$((status ? status : 1)); exit $$status
 
 unit: setup
 	$(BIN)/pytest tests/ -m "not live" $(PYTEST_ARGS)
@@ -24,6 +31,24 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+actionlint: setup
+	$(BIN)/actionlint .github/workflows/*.yml
+
+# The HTML report of the last run (Allure 3, offline), served on 127.0.0.1:$(REPORT_PORT).
+REPORT_PORT ?= 8765
+report: setup report-tools
+	REPORT_PORT=$(REPORT_PORT) bash scripts/report.sh serve
+
+report-build: setup report-tools
+	bash scripts/report.sh build
+
+# Opens the built report in headless Chromium; saves reports/report-screenshot.png.
+report-check: setup report-tools
+	bash scripts/report.sh check
+
+report-tools:
+	bash scripts/report.sh tools
 
 setup: $(STAMP)/venv
 

@@ -2,8 +2,9 @@
 
 The file is parsed with tomllib; a small scanner then finds the line of every key and table,
 because tomllib keeps no positions. Each rule looks at the parsed config and reports a
-finding at the line the operator has to edit. Reasons cite the section of the 6.0-vs-6.1
-notes they rest on and how sure that fact is (code, test, doc, inferred, observed).
+finding at the line the operator has to edit. Reasons cite the evidence they rest on (a
+transcript under tests/data/recordings/, a MongooseIM documentation page, or its source at
+the release tag) and how sure that fact is (code, test, doc, inferred, observed).
 
 Usage: ``python -m harness.preflight path/to/mongooseim.toml [--format text|json]``.
 Exit status: 0 when nothing stops 6.1.0 from starting, 1 when an ``error`` finding does,
@@ -33,9 +34,18 @@ Table = dict[str, Any]
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _SCALAR_END = re.compile(r"[,\]}\n#]")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
-# The c2s listener default of num_acceptors, the same in 6.0.0 and 6.1.0 (notes §1).
+# The c2s listener default of num_acceptors, the same in 6.0.0 and 6.1.0
+# (src/config/mongoose_config_spec.erl at both tags).
 _DEFAULT_NUM_ACCEPTORS = 100
 _DEFAULT_RESUME_TIMEOUT_S = 600
+# Where the recorded evidence lives, as a reader of the project finds it.
+_RECORDINGS = "tests/data/recordings/"
+_RECORDED_600 = f"{_RECORDINGS}mongooseim-6.0.0/"
+_RECORDED_610 = f"{_RECORDINGS}mongooseim-6.1.0/"
+_METRICS_SOURCES = (
+    "src/metrics/mongoose_metrics_definitions.hrl at both tags; doc: "
+    "doc/migrations/6.0.0_6.1.0.md, Metrics"
+)
 # The path shown for notes about the file as a whole; one token, like the TOML paths.
 _WHOLE_FILE = "(document)"
 
@@ -357,7 +367,9 @@ def _rule_c2s_zlib(config: _Config) -> Iterator[Finding]:
                 Severity.ERROR,
                 "6.1.0 removed XEP-0138 stream compression: the node stops at startup with "
                 "reason=unexpected_key key=zlib toml_path=listen.c2s and exit status 1 "
-                "[code, notes §2; the same refusal was observed for max_fsm_queue]",
+                "[code: src/config/mongoose_config_parser_toml.erl at 6.1.0; doc: "
+                "doc/migrations/6.0.0_6.1.0.md; the same refusal was observed for "
+                f"max_fsm_queue: {_RECORDED_610}config-reject-c2s-max_fsm_queue.txt]",
                 "delete the zlib line; 6.1.0 clients cannot negotiate compression at all",
             )
 
@@ -371,7 +383,7 @@ def _rule_c2s_max_fsm_queue(config: _Config) -> Iterator[Finding]:
                 Severity.ERROR,
                 "6.1.0 dropped max_fsm_queue from c2s listeners: the node stops at startup "
                 "with reason=unexpected_key key=max_fsm_queue toml_path=listen.c2s and exit "
-                "status 1 [observed, notes §8: config-reject-c2s-max_fsm_queue.txt]",
+                f"status 1 [observed: {_RECORDED_610}config-reject-c2s-max_fsm_queue.txt]",
                 "delete it from the c2s listener; max_fsm_queue under [general] and "
                 "[[listen.service]] is still accepted",
             )
@@ -387,7 +399,7 @@ def _rule_websockets_service(config: _Config) -> Iterator[Finding]:
                 "6.1.0 removed XMPP components over WebSockets: mod_websockets has no "
                 "service key, so the node stops at startup with reason=unexpected_key "
                 "key=service toml_path=listen.http.handlers.mod_websockets and exit status 1 "
-                "[observed, notes §8: config-reject-websockets-service.txt]",
+                f"[observed: {_RECORDED_610}config-reject-websockets-service.txt]",
                 "remove the service table; connect components through a [[listen.service]] "
                 "listener (XEP-0114) instead",
             )
@@ -402,7 +414,8 @@ def _rule_websockets_max_connections(config: _Config) -> Iterator[Finding]:
                 Severity.ERROR,
                 "the 6.1.0 mod_websockets handler does not accept max_connections (the "
                 "migration guide says it does, the config spec does not), so the node stops "
-                "at startup with reason=unexpected_key [code, notes §1]",
+                "at startup with reason=unexpected_key [code: config_spec/0 in "
+                "src/mod_websockets.erl at 6.1.0]",
                 "delete it here; cap connections with transport.max_connections on this "
                 "[[listen.http]] listener (default 1024)",
             )
@@ -420,7 +433,9 @@ def _rule_c2s_backlog(config: _Config) -> Iterator[Finding]:
                 path,
                 Severity.WARNING,
                 "backlog is not set, so its default changes from 100 (6.0.0) to 1024 "
-                "(6.1.0): up to 1024 connections can wait to be accepted [code, notes §1]",
+                "(6.1.0): up to 1024 connections can wait to be accepted [code: "
+                "src/config/mongoose_config_spec.erl at both tags; doc: "
+                "doc/migrations/6.0.0_6.1.0.md]",
                 "set backlog = 100 to keep the 6.0.0 behaviour, or backlog = 1024 to state "
                 "the new default",
             )
@@ -436,7 +451,8 @@ def _rule_c2s_state_timeout(config: _Config) -> Iterator[Finding]:
                 "c2s_state_timeout is not set, so 6.1.0 gives each pre-session step (stream "
                 "start, features, SASL, bind) 5000 ms, not reset by incoming data, then sends "
                 "a connection-timeout stream error and closes; 6.0.0 closed only after 60 s "
-                "without any data [code, notes §3]",
+                "without any data [code: src/c2s/mongoose_c2s.erl at 6.1.0, "
+                "include/ejabberd_c2s.hrl at 6.0.0; doc: doc/configuration/listen.md at 6.1.0]",
                 'set c2s_state_timeout (milliseconds, or "infinity") if clients need more '
                 "than 5 s per step",
             )
@@ -455,7 +471,7 @@ def _rule_presence_module(config: _Config) -> Iterator[Finding]:
             Severity.INFO,
             f"mod_presence is not listed, but it is a dependency of {' and '.join(pulling)} "
             "(of mod_blocking through mod_privacy), so 6.1.0 starts it anyway and presence "
-            "keeps working [code, notes §6]",
+            "keeps working [code: deps/2 in src/privacy/mod_privacy.erl at 6.1.0]",
             "list [modules.mod_presence] in the 6.1.0 file, so that removing mod_privacy "
             "or mod_blocking later does not silently stop all presence",
         )
@@ -466,10 +482,10 @@ def _rule_presence_module(config: _Config) -> Iterator[Finding]:
         Severity.WARNING,
         "6.1.0 handles presence only in mod_presence, which is not enabled: no initial, "
         "directed or subscription presence reaches anyone and nobody sees users go "
-        "offline; messages still work [observed, notes §6: "
-        "no-mod_presence-presence-not-routed.txt]",
+        "offline; messages still work [observed: "
+        f"{_RECORDED_610}no-mod_presence-presence-not-routed.txt]",
         "add [modules.mod_presence] to the 6.1.0 file only: 6.0.0 refuses to start with it "
-        "(reason=module_not_found, observed, notes §6)",
+        f"(reason=module_not_found, observed: {_RECORDED_600}config-reject-mod_presence.txt)",
     )
 
 
@@ -481,7 +497,8 @@ def _rule_rest_admin_cors(config: _Config) -> Iterator[Finding]:
             Severity.WARNING,
             "6.1.0 REST admin responses no longer carry the Access-Control-Allow-Origin, "
             "-Methods and -Headers headers that 6.0.0 sent, so a browser page from another "
-            "origin can no longer read them [observed, notes §7: metrics-rest-api-cors.txt]",
+            "origin can no longer read them [observed: "
+            f"{_RECORDINGS}mongooseim-*/metrics-rest-api-cors.txt]",
             "serve browser tools from the API's own origin, or add the headers in a reverse proxy",
         )
 
@@ -499,7 +516,7 @@ def _rule_metrics_compressed_size(config: _Config) -> Iterator[Finding]:
                 Severity.WARNING,
                 "the histograms global.data.xmpp.received.compressed_size and "
                 "global.data.xmpp.sent.compressed_size, fed by zlib streams, do not exist in "
-                "6.1.0: queries for them return an empty list [code, notes §7]",
+                f"6.1.0: queries for them return an empty list [code: {_METRICS_SOURCES}]",
                 "drop them from dashboards and alerts; 6.1.0 counts bytes in "
                 "global.data.xmpp.{received,sent}.c2s.{tcp,tls}",
             )
@@ -515,7 +532,7 @@ def _rule_metrics_encrypted_size(config: _Config) -> Iterator[Finding]:
                 "global.data.xmpp.received.encrypted_size (a histogram fed by TLS sockets) and "
                 "global.data.xmpp.sent.encrypted_size (never updated by 6.0.0) do not exist in "
                 "6.1.0; the new spirals global.data.xmpp.{received,sent}.c2s.tls count "
-                "plaintext bytes instead [code, notes §7]",
+                f"plaintext bytes instead [code: {_METRICS_SOURCES}]",
                 "move TLS traffic panels to the c2s.tls spirals, whose count is a byte total",
             )
 
@@ -528,7 +545,7 @@ def _rule_metrics_unauthenticated_iq(config: _Config) -> Iterator[Finding]:
             Severity.WARNING,
             "with mod_register, 6.0.0 keeps the hook metric <host type>.c2s_unauthenticated_iq "
             "(every IQ before the session); 6.1.0 has no such hook, so the metric is gone "
-            "[code, notes §7]",
+            f"[code: {_METRICS_SOURCES}]",
             "drop c2s_unauthenticated_iq from dashboards and alerts",
         )
 
@@ -543,8 +560,8 @@ def _rule_metrics_dashboards(config: _Config) -> Iterator[Finding]:
         "New: byte spirals global.data.xmpp.{received,sent}.c2s.{tcp,tls,bosh,websocket}, "
         "global.data.xmpp.{received,sent}.{s2s,component}, and the histogram "
         "<host type>.data.xmpp.c2s.message.processing_time. A missing name gives an empty "
-        "list, not an error [code, notes §7; observed for c2s.tcp: "
-        "metrics-one-chat-message.txt]",
+        f"list, not an error [code: {_METRICS_SOURCES}; observed for c2s.tcp: "
+        f"{_RECORDINGS}mongooseim-*/metrics-one-chat-message.txt]",
         "update dashboards and alerts before the upgrade",
     )
 
@@ -568,9 +585,9 @@ def _rule_new_c2s_options(config: _Config) -> Iterator[Finding]:
                     "new-6.1-option",
                     (*path, key),
                     Severity.INFO,
-                    f"{key} is new in 6.1.0; 6.0.0 has no such c2s option [code, notes §1] "
-                    "and refuses keys it does not know, as it does c2s_state_timeout on "
-                    "websockets [notes §11]",
+                    f"{key} is new in 6.1.0; 6.0.0 has no such c2s option and refuses keys "
+                    "it does not know [code: src/config/mongoose_config_spec.erl and "
+                    "src/config/mongoose_config_parser_toml.erl at 6.0.0]",
                     "nothing to change for 6.1.0; remove the line before using this file to "
                     "roll back to 6.0.0",
                 )
@@ -584,7 +601,8 @@ def _rule_new_websockets_options(config: _Config) -> Iterator[Finding]:
                 (*path, "c2s_state_timeout"),
                 Severity.INFO,
                 "the mod_websockets handler accepts c2s_state_timeout only from 6.1.0 on; "
-                "6.0.0 refuses to start with it [code, notes §1 and §11]",
+                "6.0.0 refuses to start with it [code: config_spec/0 in "
+                "src/mod_websockets.erl at 6.0.0 and 6.1.0]",
                 "nothing to change for 6.1.0; remove the line before using this file to roll "
                 "back to 6.0.0",
             )
@@ -602,8 +620,8 @@ def _rule_c2s_max_connections_scope(config: _Config) -> Iterator[Finding]:
             Severity.INFO,
             f"Ranch applies max_connections = {limit} per acceptor, so with "
             f"num_acceptors = {acceptors} about {limit * acceptors} clients get in; past the "
-            "limit a new TCP connection gets no stream header and no error [inferred, "
-            "notes §1]",
+            "limit a new TCP connection gets no stream header and no error [inferred from "
+            "src/c2s/mongoose_c2s_listener.erl at 6.1.0 and the Ranch 2.1 documentation]",
             "divide the intended cap by num_acceptors, or set num_acceptors = 1 when the cap "
             "must be exact",
         )
@@ -623,7 +641,7 @@ def _rule_stream_management_hold(config: _Config) -> Iterator[Finding]:
         "in 6.1.0 a client that enabled stream management, even without resume='true', "
         f"keeps its session for resume_timeout ({timeout} s) after its TCP connection drops, "
         "and contacts get no unavailable presence, neither at the drop nor when the held "
-        "session expires; 6.0.0 sent one [observed, notes §4: "
+        f"session expires; 6.0.0 sent one [observed: {_RECORDINGS}mongooseim-*/"
         "sm-drop-without-resume-held.txt, sm-resume-timeout-expiry.txt]",
         "expect users to look online up to resume_timeout seconds after a drop; a lower "
         "resume_timeout shortens the hold but does not restore the unavailable presence",
@@ -639,7 +657,7 @@ def _rule_stream_management_absent(config: _Config) -> Iterator[Finding]:
         Severity.INFO,
         "without mod_stream_management, 6.1.0 does not answer <enable/> or <r/> at all, "
         "where 6.0.0 answered <failed><feature-not-implemented/></failed> and closed the "
-        "stream [observed, notes §4: sm-module-disabled.txt]",
+        f"stream [observed: {_RECORDINGS}mongooseim-*/sm-module-disabled.txt]",
         "enable [modules.mod_stream_management], or make sure clients use stream management "
         "only when <sm/> is advertised",
     )
@@ -654,8 +672,10 @@ def _rule_csi_rest_metrics(config: _Config) -> Iterator[Finding]:
         Severity.INFO,
         "while mod_csi is enabled, REST GET /api/metrics/host_type/<host type> answers HTTP "
         "500 with an empty body, on 6.0.0 and 6.1.0 alike; single metrics and the global and "
-        "all routes work [observed, notes §7]; the CSI metrics themselves are unreliable for "
-        "deltas [inferred, notes §5]",
+        "all routes work [observed: "
+        f"{_RECORDINGS}mongooseim-*/api/rest-metrics_host_type_localhost.headers]; the CSI "
+        "metrics themselves are unreliable for deltas [inferred from src/mod_csi.erl at both "
+        "tags]",
         "read host-type metrics through the GraphQL admin API, or one name at a time over REST",
     )
 

@@ -3,7 +3,10 @@
 `--targets` picks what to test (a set such as `mongooseim` or `reference`, target names,
 or `all`); `--targets-file` adds servers that are already running. The servers of the
 catalog are started once per run with Docker Compose and removed at the end, also after a
-failure or Ctrl-C, unless `--keep-servers` is given.
+failure or Ctrl-C, unless `--keep-servers` is given. Under pytest-xdist (`-n N`) the
+workers share those servers: the first worker that needs them starts them and the
+controller removes them; a test marked `sole_traffic` gets its server to itself, and a
+module with module-scoped state runs whole on one worker.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import allure
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from clients.admin import (
     Account,
@@ -33,7 +37,7 @@ from clients.raw import RawStream
 from clients.slixmpp_chat import SlixmppChat
 from clients.transcript import Transcript
 from harness.cleanup import remove_projects
-from harness.lab import Lab, run_id
+from harness.lab import TURNS, Lab, run_id, server_key, stop_shared
 from harness.targets import Target, TargetError, load_catalog, select
 
 pytest_plugins = ["harness.reporting"]
@@ -88,17 +92,54 @@ def chosen_targets(config: pytest.Config) -> list[Target]:
 
 def pytest_configure(config: pytest.Config) -> None:
     run_id()  # set before xdist starts its workers, which inherit it
+    config.addinivalue_line(
+        "markers",
+        "sole_traffic: the test reads what every session on its server moves (gauges of "
+        "sessions online), so no other test may use that server meanwhile",
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """The controller's last word: nothing of this run may outlive it (a killed worker
-    cannot tear down its own compose project)."""
-    if hasattr(config, "workerinput") or config.getoption("--keep-servers", False):
+    cannot tear down its own compose project). The workers' shared project is removed
+    here, or named when --keep-servers keeps it."""
+    if hasattr(config, "workerinput") or shutil.which("docker") is None:
         return
-    if shutil.which("docker") is None:
+    keep = bool(config.getoption("--keep-servers", False))
+    shared = stop_shared(keep)
+    if keep:
+        if shared is not None:
+            log.warning("servers kept: compose project %s", shared)
         return
     for name in remove_projects(f"xc-{run_id()}-"):
         log.warning("compose project %s was left behind and is now removed", name)
+
+
+# Suite modules that keep state in module-scoped fixtures: the idle watches of a target, the
+# pool of config trials, the cluster rehearsal (its last test splits the cluster). Under
+# xdist each runs whole on one worker; tests/test_scheduling.py keeps this list complete.
+ONE_WORKER_MODULES = (
+    "suites/test_state_timeout.py",
+    "suites/test_config_migration.py",
+    "suites/test_mixed_cluster.py",
+)
+
+
+class StatefulModulesTogether(LoadScopeScheduling):  # type: ignore[misc]
+    """xdist's `load`, except that a module of ONE_WORKER_MODULES is one unit of work."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        return module if module in ONE_WORKER_MODULES else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`-n N` (xdist's `load`) schedules tests one by one, and the modules of
+    ONE_WORKER_MODULES whole; an explicit other `--dist` mode is left as it is."""
+    if config.getvalue("dist") != "load":
+        return None
+    return StatefulModulesTogether(config, log)
 
 
 def targets_for(metafunc: pytest.Metafunc) -> list[Target]:
@@ -149,7 +190,10 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     if not keep:
         atexit.register(lab.stop)
     started = time.monotonic()
-    lab.start(chosen_targets(config))
+    if hasattr(config, "workerinput"):
+        lab.start_shared(chosen_targets(config))
+    else:
+        lab.start(chosen_targets(config))
     lab.progress(
         f"{len(lab.ready)} target(s) ready in {time.monotonic() - started:.1f} s"
         + (f"; not started: {', '.join(lab.broken)}" if lab.broken else "")
@@ -160,6 +204,18 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
         lab.progress(f"servers kept: compose project {lab.project.name}")
     else:
         lab.stop()
+
+
+@pytest.fixture(autouse=True)
+def server_turn(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test on a server takes a turn on it: shared, or alone for `sole_traffic`."""
+    if "target_name" not in request.fixturenames:
+        yield
+        return
+    target: Target = request.getfixturevalue("target")
+    alone = request.node.get_closest_marker("sole_traffic") is not None
+    with TURNS.take(server_key(target), alone):
+        yield
 
 
 @pytest.fixture(scope="session")

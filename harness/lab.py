@@ -4,20 +4,47 @@ Targets from the catalog run as services of one compose project with a unique na
 targets from a `--targets-file` are already running and are only checked for a TCP
 answer. A target that cannot start does not stop the others: its tests fail with the
 reason, the service's last log lines and its full log attached to the report.
+
+Under pytest-xdist the workers share one set of servers (`start_shared`): the first worker
+that needs them starts them in the compose project `xc-<run id>-shared` and writes where
+they listen to the run's folder; the others wait for that, bounded, and read it. The
+controller removes the project at the end of the run (`stop_shared`). A test whose
+observation any other client would disturb (a gauge of sessions online) takes its server's
+turn alone (`server_turn`); every other test shares it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import logging
 import os
 import secrets
+import shutil
 import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
 
 from harness.compose import ComposeError, ComposeProject, Progress, docker
 from harness.targets import Target
 
 log = logging.getLogger(__name__)
+
+# How long a worker waits for another one to build images and boot the shared servers.
+SHARED_START_TIMEOUT = 1800.0
+# How long a test waits for its turn on a server (the tests before it run to their end).
+TURN_TIMEOUT = 600.0
+LOCK_POLL = 0.05
+
+
+class LabError(RuntimeError):
+    """The run's shared servers or a server's turn could not be had; the message says why."""
 
 
 def run_id() -> str:
@@ -30,6 +57,147 @@ def project_name() -> str:
     return f"xc-{run_id()}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
+def shared_project_name() -> str:
+    """The one compose project the xdist workers of a run share."""
+    return f"xc-{run_id()}-shared"
+
+
+def run_folder() -> Path:
+    """Files the processes of one run share: the shared servers' state and the locks."""
+    folder = Path(tempfile.gettempdir()) / f"xc-{run_id()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class FileLock:
+    """flock(2) on a file of the run's folder, taken with a bound (polled, so the wait
+    ends with a clear error instead of hanging)."""
+
+    def __init__(self, path: Path, exclusive: bool) -> None:
+        self.path = path
+        self.exclusive = exclusive
+        self._handle: TextIO | None = None
+
+    def acquire(self, timeout: float, what: str) -> None:
+        handle = self.path.open("a")
+        mode = (fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, mode)
+                self._handle = handle
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    handle.close()
+                    raise LabError(
+                        f"waited {timeout:g} s for {what} ({self.path.name}) in vain"
+                    ) from None
+                time.sleep(LOCK_POLL)
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+@contextlib.contextmanager
+def locked(path: Path, exclusive: bool, timeout: float, what: str) -> Iterator[None]:
+    lock = FileLock(path, exclusive)
+    lock.acquire(timeout, what)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+class Turns:
+    """Each test's turn on a server: shared with the other tests of the run, or alone.
+
+    Two locks per server: a test that needs the server alone takes the gate, then the
+    turn, exclusively; a shared test passes the gate (so that a waiting lone test goes
+    next) and holds the turn shared. Shared turns are counted per process: a test inside
+    a fixture that already holds one (the idle watches) does not queue behind a lone test
+    that waits for that same fixture.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._shared: dict[str, tuple[int, FileLock]] = {}
+
+    @contextlib.contextmanager
+    def take(self, server: str, alone: bool, timeout: float = TURN_TIMEOUT) -> Iterator[None]:
+        if alone:
+            with self._mutex:
+                if server in self._shared:
+                    raise LabError(
+                        f"a test wants server {server} alone while this process shares it"
+                    )
+            folder = run_folder()
+            what = f"server {server} to itself"
+            with (
+                locked(folder / f"{server}.gate", True, timeout, what),
+                locked(folder / f"{server}.turn", True, timeout, what),
+            ):
+                log.info("server %s: this test's traffic is its only traffic", server)
+                yield
+            return
+        self._share(server, timeout)
+        try:
+            yield
+        finally:
+            self._unshare(server)
+
+    def _share(self, server: str, timeout: float) -> None:
+        with self._mutex:
+            if server in self._shared:
+                count, lock = self._shared[server]
+                self._shared[server] = (count + 1, lock)
+                return
+        folder = run_folder()
+        lock = FileLock(folder / f"{server}.turn", exclusive=False)
+        with locked(folder / f"{server}.gate", False, timeout, f"a turn on server {server}"):
+            lock.acquire(timeout, f"a turn on server {server}")
+        with self._mutex:
+            self._shared[server] = (1, lock)
+
+    def _unshare(self, server: str) -> None:
+        with self._mutex:
+            count, lock = self._shared[server]
+            if count > 1:
+                self._shared[server] = (count - 1, lock)
+                return
+            del self._shared[server]
+        lock.release()
+
+
+TURNS = Turns()
+
+
+def server_key(target: Target) -> str:
+    """Names a target's server for its turns: two targets on one service share it."""
+    host, port = target.node.c2s
+    return f"{host}-{port}"
+
+
+def stop_shared(keep: bool = False) -> str | None:
+    """The controller's end of a run: removes the workers' shared compose project (unless
+    `keep`) and the run's folder; returns the project's name, None when there was none."""
+    folder = Path(tempfile.gettempdir()) / f"xc-{run_id()}"
+    state = folder / SHARED_STATE
+    name = None
+    if state.exists():
+        name = str(json.loads(state.read_text()).get("project", shared_project_name()))
+        if not keep:
+            ComposeProject(name, progress=lambda m: log.info("%s", m)).down()
+    shutil.rmtree(folder, ignore_errors=True)
+    return name
+
+
+SHARED_STATE = "lab.json"
+
+
 @dataclass
 class Lab:
     """The servers of one run: which targets are up and why the others are not."""
@@ -39,19 +207,67 @@ class Lab:
     ready: dict[str, Target] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)
     boot_seconds: dict[str, float] = field(default_factory=dict)
+    # The project is the run's shared one: the controller removes it, not this process.
+    shared: bool = False
 
-    def start(self, targets: list[Target]) -> None:
+    def start(self, targets: list[Target], name: str | None = None) -> None:
         managed = [t for t in targets if t.managed]
         for target in (t for t in targets if not t.managed):
             self._check_reachable(target)
         if managed:
-            self._start_managed(managed)
+            self._start_managed(managed, name or project_name())
+
+    def start_shared(self, targets: list[Target], timeout: float = SHARED_START_TIMEOUT) -> None:
+        """Starts the run's shared servers, or waits for the worker that does and reads
+        where they listen."""
+        self.shared = True
+        folder = run_folder()
+        state = folder / SHARED_STATE
+        with locked(folder / "lab.lock", True, timeout, "the shared servers to start"):
+            if state.exists():
+                self._adopt(targets, json.loads(state.read_text()))
+                return
+            self.start(targets, shared_project_name())
+            state.write_text(json.dumps(self._state(), indent=1))
+        log.info("shared servers of the run written to %s", state)
 
     def stop(self) -> None:
         """Removes the compose project; safe to call twice (fixture and exit handler)."""
+        if self.shared:
+            return
         if self.project is not None and self.project.started:
             self.project.down()
             self.project.started.clear()
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "project": self.project.name if self.project is not None else "",
+            "ready": {
+                name: [{"ports": n.ports, "container": n.container} for n in target.nodes]
+                for name, target in self.ready.items()
+            },
+            "broken": self.broken,
+            "boot_seconds": self.boot_seconds,
+        }
+
+    def _adopt(self, targets: list[Target], state: dict[str, Any]) -> None:
+        """Takes the ports and containers another worker's start resolved."""
+        if state["project"]:
+            self.project = ComposeProject(state["project"], progress=self.progress)
+        self.boot_seconds.update(state["boot_seconds"])
+        for target in targets:
+            if target.name in state["broken"]:
+                self.broken[target.name] = state["broken"][target.name]
+            elif target.name in state["ready"]:
+                for node, seen in zip(target.nodes, state["ready"][target.name], strict=True):
+                    node.ports = {role: int(port) for role, port in seen["ports"].items()}
+                    node.container = seen["container"]
+                self.ready[target.name] = target
+            else:
+                self.broken[target.name] = (
+                    f"target {target.name} is not among the servers this run started"
+                )
+        log.info("using the run's shared servers: %s", ", ".join(self.ready) or "none")
 
     def logs(self, target: Target, tail: int | None = None) -> str:
         """The compose logs of a managed target's nodes ("" for external targets)."""
@@ -69,8 +285,8 @@ class Lab:
             parts.append(f"--- {node.name}\n{done.stdout}{done.stderr}")
         return "\n".join(parts) or "(no container logs: the target was not started by this run)"
 
-    def _start_managed(self, targets: list[Target]) -> None:
-        self.project = ComposeProject(project_name(), progress=self.progress)
+    def _start_managed(self, targets: list[Target], name: str) -> None:
+        self.project = ComposeProject(name, progress=self.progress)
         startable: list[Target] = []
         for target in targets:
             try:

@@ -80,13 +80,17 @@ build() {
     fi
     rm -rf "$REPORT"
   fi
-  local started
+  local started inputs
   started=$(now)
+  # The files present before the build: all of them are in the report (the browser check
+  # reads this list; files a concurrent run adds meanwhile may or may not be).
+  inputs=$(ls "$RESULTS")
   "$ALLURE" generate --config scripts/allurerc.mjs "$RESULTS" >reports/allure-generate.log 2>&1 || {
     cat reports/allure-generate.log >&2
     echo "allure generate failed; its output is above and in reports/allure-generate.log" >&2
     exit 1
   }
+  printf '%s\n' "$inputs" >"$REPORT/built-from.txt"
   log "built $REPORT in $(since "$started") s (history: $ALLURE_HISTORY)"
 }
 

@@ -19,7 +19,8 @@ reads them before and after its own act, and every expected move is a lower boun
 again until it holds or WAIT runs out. Counters that only grow cannot be spoiled by other
 traffic; gauges that also shrink (sessions online, open connections) can, so where other
 clients log in and out at the same time the login and logout checks may fail without a
-fault: run them where the suite's traffic is the server's only traffic.
+fault: run them where the suite's traffic is the server's only traffic. They are marked
+`sole_traffic`, so no other test of the run uses their server while they run.
 """
 
 from __future__ import annotations
@@ -255,6 +256,7 @@ async def observe_host_type_listing(
 # -- counters moved by traffic ---------------------------------------------------------------
 
 
+@pytest.mark.sole_traffic
 async def test_logins_raise_session_counters(
     target: Target,
     users: Users,
@@ -272,6 +274,7 @@ async def test_logins_raise_session_counters(
     verdict(judge.judge_moves(want, "login", seen), target.profile.name)
 
 
+@pytest.mark.sole_traffic
 async def test_logouts_lower_session_counters(
     target: Target,
     users: Users,

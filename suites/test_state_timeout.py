@@ -30,6 +30,7 @@ from harness.background import Background
 from harness.judges import timeouts as judge
 from harness.judges import verdict
 from harness.judges.timeouts import IdleClose, TimeoutExpect
+from harness.lab import TURNS, server_key
 from harness.targets import Target
 from suites.stream_steps import describe_close, report, watch_idle
 
@@ -115,9 +116,11 @@ def want(target: Target) -> TimeoutExpect:
 def idle(target: Target, want: TimeoutExpect) -> Iterator[IdleWatch]:
     """Starts every idle connection of the target at once; closes what is left at the end."""
     cases = [c for c in CASES if c != "whitespace" or want.whitespace_restarts_timer is not None]
-    watch = IdleWatch(target, want).start(*cases)
-    yield watch
-    watch.close()
+    # The idle connections outlive the test that starts them: they hold a turn of their own.
+    with TURNS.take(server_key(target), alone=False):
+        watch = IdleWatch(target, want).start(*cases)
+        yield watch
+        watch.close()
 
 
 def test_connection_that_sends_nothing_is_closed_as_profile_says(

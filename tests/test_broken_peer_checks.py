@@ -19,12 +19,14 @@ from conftest import Sessions, Users
 from harness.judges import Mismatch
 from harness.judges.compression import CompressionExpect
 from harness.judges.pre_session import PreSessionExpect
+from harness.judges.stream_management import SMExpect
 from harness.judges.timeouts import TimeoutExpect
 from harness.profiles import load_profile
 from harness.targets import Admin, Node, Target
 from suites import test_compression as compression
 from suites import test_pre_session_limits as pre_session
 from suites import test_state_timeout as timeouts
+from suites import test_stream_management as stream_management
 from tests.broken_peer import PASSWORD, Misbehaviour, running
 
 COMPRESSED = "<compressed xmlns='http://jabber.org/protocol/compress'/>"
@@ -234,3 +236,62 @@ async def test_stanza_error_without_the_600_text_fails(transcript: Transcript) -
         await sessions.close_all()
 
     assert "unauthenticated_iq_text = 'Forbidden unauthenticated stanza'" in str(failure.value)
+
+
+# Stream management ------------------------------------------------------------------------
+
+
+async def resumption_check(port: int, transcript: Transcript) -> None:
+    """The suite's raw resumption check (5 chats, resume with h=2) against the peer, which
+    serves SM the way the prosody profile describes it."""
+    target = peer_target(port, "prosody")
+    sessions = Sessions(target, transcript, "raw")
+    check = stream_management.test_resume_redelivers_exactly_the_messages_the_client_did_not_handle
+    try:
+        await check(target, PeerUsers(target), sessions, SMExpect.of(target.profile))
+    finally:
+        await sessions.close_all()
+
+
+async def test_peer_that_resends_the_unacked_stanzas_passes_the_resumption_check(
+    transcript: Transcript,
+) -> None:
+    with running(Misbehaviour(stream_management=True)) as port:
+        await resumption_check(port, transcript)
+
+    assert "<resumed" in transcript.render()
+
+
+async def test_resumption_that_drops_a_stanza_fails_naming_the_missing_one(
+    transcript: Transcript,
+) -> None:
+    wrong = Misbehaviour(stream_management=True, resume_drops_one=True)
+
+    with running(wrong) as port, pytest.raises(Mismatch) as failure:
+        await resumption_check(port, transcript)
+
+    assert "expected exactly the unacked messages ['u3', 'u4', 'u5']" in str(failure.value)
+    assert "missing ['u3']" in str(failure.value)
+
+
+async def test_resumption_that_duplicates_a_stanza_fails_naming_the_repeated_one(
+    transcript: Transcript,
+) -> None:
+    wrong = Misbehaviour(stream_management=True, resume_duplicates_one=True)
+
+    with running(wrong) as port, pytest.raises(Mismatch) as failure:
+        await resumption_check(port, transcript)
+
+    assert "delivered twice ['u3']" in str(failure.value)
+
+
+async def test_silent_peer_fails_the_resumption_check_within_the_wait(
+    transcript: Transcript,
+) -> None:
+    started = time.monotonic()
+
+    with running(Misbehaviour(silent=True)) as port, pytest.raises(StanzaTimeout) as failure:
+        await resumption_check(port, transcript)
+
+    assert time.monotonic() - started < 15
+    assert "expected <stream:features>" in str(failure.value)

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from harness.matrix import MATRIX_TITLE
+from harness.reporting import categorize
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +118,18 @@ def main_page(served: str, tmp_path_factory: pytest.TempPathFactory) -> Page:
     return browse(served, SCREENSHOT, tmp_path_factory.mktemp("chromium-main"))
 
 
+def tab(served: str, name: str, profile: Path) -> Page:
+    return browse(f"{served}#{name}", profile / f"{name}.png", profile)
+
+
+@pytest.fixture(scope="module")
+def categories_tab(served: str, tmp_path_factory: pytest.TempPathFactory) -> Page:
+    return tab(served, "categories", tmp_path_factory.mktemp("chromium-categories"))
+
+
 @pytest.fixture(scope="module")
 def attachments_tab(served: str, tmp_path_factory: pytest.TempPathFactory) -> Page:
-    profile = tmp_path_factory.mktemp("chromium-tab")
-    return browse(f"{served}#globalAttachments", profile / "tab.png", profile)
+    return tab(served, "globalAttachments", tmp_path_factory.mktemp("chromium-attachments"))
 
 
 @pytest.fixture(scope="module")
@@ -142,13 +151,12 @@ def matrix_attachment_path() -> str:
 
 
 def result_files() -> list[dict[str, Any]]:
-    """The results the report was built from: those written before the report."""
-    built = (REPORT / "index.html").stat().st_mtime
-    return [
-        json.loads(p.read_text())
-        for p in RESULTS.glob("*-result.json")
-        if p.stat().st_mtime <= built
-    ]
+    """The results the report was built from (scripts/report.sh lists them)."""
+    listing = REPORT / "built-from.txt"
+    if not listing.is_file():
+        pytest.fail(f"{listing} is missing: build the report with bash scripts/report.sh build")
+    names = [n for n in listing.read_text().split() if n.endswith("-result.json")]
+    return [json.loads((RESULTS / n).read_text()) for n in names if (RESULTS / n).is_file()]
 
 
 def in_dom(text: str, dom: str) -> bool:
@@ -167,21 +175,22 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
-def test_report_lists_the_behaviours_of_the_run(main_page: Page) -> None:
-    stories = {s for r in result_files() for s in labels(r, "story")}
-    assert stories, f"no result in {RESULTS} has a story label"
+def test_report_shows_every_specification_the_run_tested(main_page: Page) -> None:
+    epics = {e for r in result_files() for e in labels(r, "epic")}
+    assert epics, f"no result in {RESULTS} has an epic label"
 
-    missing = sorted(s for s in stories if not in_dom(s, main_page.dom))
+    missing = sorted(e for e in epics if not in_dom(e, main_page.dom))
 
-    assert not missing, f"{main_page.url} does not show these behaviours: {missing}"
+    assert not missing, f"{main_page.url} does not show these specifications: {missing}"
 
 
-def test_report_names_the_failed_tests(main_page: Page) -> None:
-    failed = {r["name"] for r in result_files() if r.get("status") in ("failed", "broken")}
+def test_report_sorts_the_failures_into_the_run_categories(categories_tab: Page) -> None:
+    failed = [r for r in result_files() if r.get("status") in ("failed", "broken")]
+    expected = {categorize(r.get("statusDetails", {}).get("message", "")) for r in failed}
 
-    missing = sorted(n for n in failed if not in_dom(n, main_page.dom))
+    missing = sorted(c for c in expected if not in_dom(c, categories_tab.dom))
 
-    assert not missing, f"{main_page.url} does not show these failed tests: {missing}"
+    assert not missing, f"{categories_tab.url} lacks these failure categories: {missing}"
 
 
 def test_report_lists_the_upgrade_matrix_among_global_attachments(attachments_tab: Page) -> None:

@@ -218,8 +218,7 @@ class _Model:
             if self.want.second_inactive == "flushes":
                 self._release(self.buffer, index, ["second_inactive"], "flushed by <inactive/>")
             else:
-                for held in self.buffer:
-                    self.keys_of[held].append("second_inactive")
+                self._stay_held(self.buffer, "second_inactive")
         self.inactive = True
 
     def _stanza(self, index: int, step: Step) -> None:

@@ -341,12 +341,9 @@ def build_matrix(
 
 
 def _targets(outcomes: list[Outcome]) -> list[str]:
-    """Targets that ran, MongooseIM first, each in the order it first appeared."""
-    seen: list[str] = []
-    for outcome in outcomes:
-        if outcome.target and outcome.target not in seen:
-            seen.append(outcome.target)
-    return sorted(seen, key=lambda t: (not t.startswith("mongooseim"), seen.index(t)))
+    """Targets that ran: MongooseIM first, then the others, each group by name."""
+    names = {o.target for o in outcomes if o.target}
+    return sorted(names, key=lambda t: (not t.startswith("mongooseim"), t))
 
 
 def matrix_for_run(outcomes: Iterable[Outcome], catalog: Catalog | None = None) -> Matrix:

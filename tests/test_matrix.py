@@ -149,18 +149,19 @@ def test_table_change_shows_each_changed_entry() -> None:
     assert shown == "origin: '*' -> '(absent)'"
 
 
-def test_matrix_has_one_column_per_target_that_ran_mongooseim_first(
+def test_matrix_has_one_column_per_target_that_ran_mongooseim_first_then_by_name(
     catalog: Catalog, differences: list[Difference]
 ) -> None:
     runs = [
         outcome(ECHO, "prosody", "passed"),
         outcome(ECHO, "mongooseim-6.1.0", "passed"),
         outcome(CLOSE, "ejabberd", "passed"),
+        outcome(CLOSE, "mongooseim-6.0.0", "passed"),
     ]
 
     built = matrix.build_matrix(catalog, runs, differences)
 
-    assert built.targets == ("mongooseim-6.1.0", "prosody", "ejabberd")
+    assert built.targets == ("mongooseim-6.0.0", "mongooseim-6.1.0", "ejabberd", "prosody")
 
 
 def test_every_catalog_behaviour_has_a_row_and_unrun_cells_say_not_run(

@@ -8,12 +8,13 @@ a ProfileError that names the file, so a broken profile fails loudly at collecti
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+T = TypeVar("T")
 
 
 class ProfileError(ValueError):
@@ -51,6 +52,30 @@ def load_profile(name: str, folder: Path = PROFILES) -> Profile:
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"profile {path} is not valid TOML: {exc}") from None
     return Profile(name=name, path=path, data=data)
+
+
+# Field annotations (as strings, under `from __future__ import annotations`) and the TOML
+# type a profile value must have for them.
+TOML_KINDS: dict[str, type] = {
+    "bool": bool,
+    "str": str,
+    "int": int,
+    "float": float,
+    "list[str]": list,
+    "tuple[str, ...]": list,
+}
+
+
+def read_table(cls: type[T], profile: Profile, area: str) -> dict[str, Any]:
+    """The values of a profile's [area] table for each field of a dataclass, type-checked."""
+    table = profile.section(area)
+    values: dict[str, Any] = {}
+    for item in fields(cls):  # type: ignore[arg-type]
+        kind = TOML_KINDS.get(str(item.type))
+        if kind is None:
+            raise ProfileError(f"[{area}] {item.name}: no TOML type for {item.type}")
+        values[item.name] = expect(table, item.name, kind, area)
+    return values
 
 
 def expect(table: dict[str, Any], key: str, kind: type, area: str) -> Any:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from clients.inbox import STREAM_NS, Predicate, local_name, namespace
 from harness.judges import bare, error_condition, listing, status_of
-from harness.profiles import Profile, ProfileError, expect
+from harness.profiles import Profile, ProfileError, read_table
 
 AREA = "cluster"
 FATES = ("delivered", "lost", "bounced")
@@ -60,11 +59,7 @@ class ClusterExpect:
 
     @classmethod
     def of(cls, profile: Profile) -> ClusterExpect:
-        table = profile.section(AREA)
-        values: dict[str, Any] = {
-            name: expect(table, name, _kind(kind), AREA)
-            for name, kind in cls.__annotations__.items()
-        }
+        values = read_table(cls, profile, AREA)
         built = cls(**values)
         built._validate()
         return built
@@ -104,10 +99,6 @@ class ClusterExpect:
     def label(self, side: str) -> str:
         """How the report names a node: "the 6.0.0 node"."""
         return f"the {self.version(side)} node"
-
-
-def _kind(annotation: str) -> type:
-    return {"bool": bool, "str": str, "int": int}[annotation]
 
 
 # -- stanzas on their way ----------------------------------------------------------------

@@ -9,11 +9,11 @@ compression is refused and that turns it on anyway gets a failure that says so.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from clients.inbox import local_name, namespace, to_text
 from harness.judges.answers import COMPRESS_NS, Expected, Reply, classify, judge_reply
-from harness.profiles import Profile, ProfileError, expect
+from harness.profiles import Profile, ProfileError, read_table
 
 AREA = "compression"
 FEATURE_NS = "http://jabber.org/features/compress"
@@ -34,9 +34,7 @@ class CompressionExpect:
 
     @classmethod
     def of(cls, profile: Profile) -> CompressionExpect:
-        table = profile.section(AREA)
-        values = {f.name: expect(table, f.name, _kind(str(f.type)), AREA) for f in fields(cls)}
-        built = cls(**values)
+        built = cls(**read_table(cls, profile, AREA))
         for key in ("answer_before_auth", "answer_after_auth"):
             Expected.parse(getattr(built, key), f"[{AREA}] {key}")
         for key in ("answer_unknown_method", "answer_missing_method"):
@@ -46,10 +44,6 @@ class CompressionExpect:
 
     def accepts_after_auth(self) -> bool:
         return Expected.parse(self.answer_after_auth, "answer_after_auth").kind == "compressed"
-
-
-def _kind(annotation: str) -> type:
-    return {"bool": bool, "str": str}[annotation]
 
 
 def compression_feature(features: ET.Element | None) -> ET.Element | None:

@@ -20,11 +20,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from clients.inbox import STREAM_NS, Predicate, local_name, namespace
 from harness.judges import DELAY_NS, bare, error_condition, listing, status_of
-from harness.profiles import Profile, ProfileError, expect
+from harness.profiles import Profile, ProfileError, read_table
 
 AREA = "csi"
 CSI_NS = "urn:xmpp:csi:0"
@@ -58,11 +57,7 @@ class CsiExpect:
 
     @classmethod
     def of(cls, profile: Profile) -> CsiExpect:
-        table = profile.section(AREA)
-        values: dict[str, Any] = {
-            name: expect(table, name, _kind(kind), AREA)
-            for name, kind in cls.__annotations__.items()
-        }
+        values = read_table(cls, profile, AREA)
         values["held_latest_only"] = tuple(values["held_latest_only"])
         built = cls(**values)
         built._validate()
@@ -99,10 +94,6 @@ class CsiExpect:
             else:
                 shown.append(f"{key} = {list(value) if isinstance(value, tuple) else value!r}")
         return ", ".join(shown)
-
-
-def _kind(annotation: str) -> type:
-    return {"bool": bool, "str": str, "int": int, "tuple[str, ...]": list}[annotation]
 
 
 # -- the timeline of a check --------------------------------------------------------------

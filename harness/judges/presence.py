@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Any
 
 from clients.inbox import local_name
 from harness.judges import (
@@ -21,7 +20,7 @@ from harness.judges import (
     listing,
     status_of,
 )
-from harness.profiles import Profile, ProfileError, expect
+from harness.profiles import Profile, ProfileError, read_table
 
 AREA = "presence"
 DELIVERY = ("delivered", "dropped")
@@ -45,11 +44,7 @@ class PresenceExpect:
 
     @classmethod
     def of(cls, profile: Profile) -> PresenceExpect:
-        table = profile.section(AREA)
-        values: dict[str, Any] = {
-            name: expect(table, name, _kind(kind), AREA)
-            for name, kind in cls.__annotations__.items()
-        }
+        values = read_table(cls, profile, AREA)
         built = cls(**values)
         built._validate()
         return built
@@ -71,10 +66,6 @@ class PresenceExpect:
     def key(self, key: str) -> str:
         """The profile key that decides an expectation: `routed` overrides the rest."""
         return key if self.routed else "routed"
-
-
-def _kind(annotation: str) -> type:
-    return {"bool": bool, "str": str}[annotation]
 
 
 def judge_self_echo(want: PresenceExpect, seen: Seen) -> list[str]:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import Any
 
 from clients.inbox import STREAM_NS, local_name, namespace
 from harness.judges import DELAY_NS, STANZAS_NS, bare, listing
-from harness.profiles import Profile, ProfileError, expect
+from harness.profiles import Profile, ProfileError, read_table
 
 AREA = "stream_management"
 SM_NS = "urn:xmpp:sm:3"
@@ -64,11 +63,7 @@ class SMExpect:
 
     @classmethod
     def of(cls, profile: Profile) -> SMExpect:
-        table = profile.section(AREA)
-        values: dict[str, Any] = {
-            name: expect(table, name, _kind(kind), AREA)
-            for name, kind in cls.__annotations__.items()
-        }
+        values = read_table(cls, profile, AREA)
         built = cls(**values)
         built._validate()
         return built
@@ -89,10 +84,6 @@ class SMExpect:
                 raise ProfileError(f"[{AREA}] {key} must be a list of attribute names")
         if self.resume_timeout <= 0:
             raise ProfileError(f"[{AREA}] resume_timeout must be a positive number of seconds")
-
-
-def _kind(annotation: str) -> type:
-    return {"bool": bool, "str": str, "int": int, "list[str]": list}[annotation]
 
 
 @dataclass

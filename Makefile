@@ -7,9 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 TARGETS ?= mongooseim
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test` and of the sensitivity run.
+WORKERS ?= 3
+SENSITIVITY_WORKERS ?= 4
 STAMP := .stamps
 
-.PHONY: conformance test unit suites lint setup docker load-images clean
+.PHONY: conformance test unit suites lint setup docker load-images clean sensitivity
 .PHONY: actionlint report report-build report-check report-tools
 
 # Each run starts from empty Allure results; the report keeps the trend in
@@ -19,10 +22,20 @@ conformance: setup docker report-tools
 	$(BIN)/pytest suites/ --targets=$(TARGETS) --clean-alluredir $(PYTEST_ARGS); \
 	status=$$?; bash scripts/report.sh build || status=$$((status ? status : 1)); exit $$status
 
+# The workers of a run share one set of servers (see README, Performance); WORKERS=1 runs
+# everything in one process. `make test` ends with the sensitivity self-test.
 test: setup docker lint actionlint report-tools
-	$(BIN)/pytest tests/ suites/ --targets=reference --clean-alluredir $(PYTEST_ARGS); \
+	$(BIN)/pytest tests/ suites/ --targets=reference -n $(WORKERS) --clean-alluredir \
+	  $(PYTEST_ARGS); \
 	status=$$?; { bash scripts/report.sh build && bash scripts/report.sh check; } \
-	  || status=$$((status ? status : 1)); exit $$status
+	  || status=$$((status ? status : 1)); \
+	$(MAKE) --no-print-directory sensitivity || status=$$((status ? status : 1)); exit $$status
+
+# The suite against servers broken on purpose (the `faulty` targets) and the broken peer
+# (tests/peer_faults.toml): each fault must fail a test, the correct servers none. The
+# last line is the score; the table is in reports/sensitivity.md.
+sensitivity: setup docker
+	$(BIN)/python -m harness.sensitivity --workers $(SENSITIVITY_WORKERS)
 
 unit: setup
 	$(BIN)/pytest tests/ -m "not live" $(PYTEST_ARGS)

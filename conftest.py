@@ -36,8 +36,8 @@ from clients.chat import STACKS, ChatClient, Endpoint, RawChat
 from clients.raw import RawStream
 from clients.slixmpp_chat import SlixmppChat
 from clients.transcript import Transcript
-from harness.cleanup import remove_projects
-from harness.lab import TURNS, Lab, run_id, server_key, stop_shared
+from harness.cleanup import remove_run
+from harness.lab import TURNS, Lab, claim_run, run_id, server_key, stop_shared
 from harness.targets import Target, TargetError, load_catalog, select
 
 pytest_plugins = ["harness.reporting"]
@@ -91,7 +91,7 @@ def chosen_targets(config: pytest.Config) -> list[Target]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    run_id()  # set before xdist starts its workers, which inherit it
+    claim_run(hasattr(config, "workerinput"))  # before xdist starts the workers, which inherit it
     config.addinivalue_line(
         "markers",
         "sole_traffic: the test reads what every session on its server moves (gauges of "
@@ -111,17 +111,22 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         if shared is not None:
             log.warning("servers kept: compose project %s", shared)
         return
-    for name in remove_projects(f"xc-{run_id()}-"):
-        log.warning("compose project %s was left behind and is now removed", name)
+    for name in remove_run(run_id()):
+        log.warning("%s was left behind and is now removed", name)
 
 
-# Suite modules that keep state in module-scoped fixtures: the idle watches of a target, the
-# pool of config trials, the cluster rehearsal (its last test splits the cluster). Under
-# xdist each runs whole on one worker; tests/test_scheduling.py keeps this list complete.
+# Test modules that keep state in module-scoped fixtures: the idle watches of a target, the
+# pools of config trials, the cluster rehearsal (its last test splits the cluster), a
+# nested pytest run whose results several tests read. Under xdist each runs whole on one
+# worker; tests/test_shared_servers.py keeps this list complete.
 ONE_WORKER_MODULES = (
     "suites/test_state_timeout.py",
     "suites/test_config_migration.py",
     "suites/test_mixed_cluster.py",
+    "tests/test_timeout_checks_can_fail.py",
+    "tests/test_config_checks_can_fail.py",
+    "tests/test_reporting.py",
+    "tests/test_report_in_browser.py",
 )
 
 

@@ -1,11 +1,23 @@
-"""Summarises bench/stability.sh: flaky tests across the runs and leftovers after them."""
+"""Summarises bench/stability.sh: runs, flaky tests, and what the runs left behind.
+
+.venv/bin/python bench/stability_report.py reports/bench/stability RUNS
+"""
 
 from __future__ import annotations
 
+import statistics
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
+
+
+def outcome_of(case: ET.Element) -> str:
+    if case.find("failure") is not None or case.find("error") is not None:
+        return "failed"
+    if case.find("skipped") is not None:
+        return "skipped"
+    return "passed"
 
 
 def outcomes(folder: Path, runs: int) -> dict[str, list[str]]:
@@ -16,35 +28,54 @@ def outcomes(folder: Path, runs: int) -> dict[str, list[str]]:
         if not path.exists():
             continue
         for case in ET.parse(path).getroot().iter("testcase"):
-            test = f"{case.get('classname')}::{case.get('name')}"
-            if case.find("failure") is not None or case.find("error") is not None:
-                seen[test].append("failed")
-            elif case.find("skipped") is not None:
-                seen[test].append("skipped")
-            else:
-                seen[test].append("passed")
+            seen[f"{case.get('classname')}::{case.get('name')}"].append(outcome_of(case))
     return seen
+
+
+def rows(path: Path) -> list[list[str]]:
+    if not path.exists():
+        return []
+    return [line.split("\t") for line in path.read_text().splitlines() if line.strip()]
+
+
+def lines_of(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [line for line in path.read_text().splitlines() if line.strip()]
 
 
 def main() -> None:
     folder, runs = Path(sys.argv[1]), int(sys.argv[2])
-    before = set(sys.argv[3].split())
-    after = set(sys.argv[4].split())
     seen = outcomes(folder, runs)
     flaky = {t: o for t, o in seen.items() if "passed" in o and "failed" in o}
-    always_failed = {t for t, o in seen.items() if set(o) == {"failed"}}
+    always_failed = sorted(t for t, o in seen.items() if set(o) == {"failed"})
+    done = rows(folder / "runs.tsv")
+    seconds = [int(r[2]) for r in done]
     completed = sum((folder / f"run-{i}.xml").exists() for i in range(1, runs + 1))
-    left = sorted(after - before)
+    left_runs = lines_of(folder / "leftovers-after-runs.txt")
+    left_interrupt = lines_of(folder / "leftovers-after-interrupt.txt")
 
     print(f"# Stability: {completed} of {runs} runs completed, {len(seen)} tests each\n")
-    print(f"- flaky tests (passed and failed across runs): {len(flaky)}")
+    if seconds:
+        print(
+            f"- run time: median {statistics.median(seconds):.0f} s, min {min(seconds)} s, "
+            f"max {max(seconds)} s; exit statuses: {sorted({r[1] for r in done})}"
+        )
+    print(f"- flaky tests (passed in one run, failed in another): {len(flaky)}")
     for test, results in sorted(flaky.items()):
         print(f"  - {test}: failed {results.count('failed')} of {len(results)}")
     print(f"- tests that failed in every run: {len(always_failed)}")
-    for test in sorted(always_failed):
+    for test in always_failed:
         print(f"  - {test}")
-    print(f"- compose projects left behind (containers, networks, volumes): {len(left)}")
-    for name in left:
+    print(f"- left behind after the runs (containers, networks, volumes): {len(left_runs)}")
+    for name in left_runs:
+        print(f"  - {name}")
+    for after, status, took in rows(folder / "interrupted.tsv"):
+        print(
+            f"- run interrupted with SIGINT after {after} s: exit {status}, ended {took} s "
+            f"after the signal; left behind: {len(left_interrupt)}"
+        )
+    for name in left_interrupt:
         print(f"  - {name}")
 
 

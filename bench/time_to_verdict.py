@@ -1,19 +1,33 @@
 """Time to verdict: how long the suite takes on this machine, and how close to its floor.
 
-Measures, in one run: the image builds (cold, without Docker's cache, and warm), the time
-each reference target takes to become healthy, the wall time of each suite module alone,
-the wall time of all suites together as `make test` runs them, and the floor: the slowest
-boot plus the longest wait a profile configures, per parallel lane. Writes
-reports/bench/time-to-verdict.json and .md and prints the table.
+Measures, in one run:
 
-    .venv/bin/python bench/time_to_verdict.py [--skip-cold] [--workers N]
+- the image builds: cold (the base image made with debootstrap and both reference images
+  built without Docker's cache, under bench tags, so that images other runs use are left
+  alone) and warm (`compose build` of the reference services, as every run does);
+- boot: seconds until each reference target is healthy, with 1, 2, 3 and 4 copies of the
+  pair starting at once (what N xdist workers with a server set each would start; the
+  workers of a run share one set, so a run boots one copy);
+- each suite module alone against the reference targets, one process;
+- all suites against the reference targets, with 1, 2, 3, 4, 6 and 8 xdist workers;
+- the floor: the slowest boot of one copy plus the longest wait a profile configures
+  ([timeouts] pre_session_timeout, [stream_management] resume_timeout). A lane is one
+  xdist worker: it runs one test at a time, and all lanes share the servers, which boot
+  once. No lane can finish before the servers are up and its longest configured wait is
+  over, so no run can end before the floor, however many lanes it has.
+
+Writes reports/bench/time-to-verdict.json and .md and prints the table.
+
+    .venv/bin/python bench/time_to_verdict.py [--skip-cold] [--workers 1,2,3,4,6,8]
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,55 +37,103 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.compose import BASE_IMAGE, ComposeProject, docker  # noqa: E402
+from harness.compose import BASE_SCRIPT, ComposeProject, docker  # noqa: E402
 from harness.targets import load_catalog, select  # noqa: E402
 
 OUT = ROOT / "reports" / "bench"
 PYTEST = [str(ROOT / ".venv" / "bin" / "pytest"), "-p", "no:cacheprovider", "-q"]
-REFERENCE_IMAGES = ("xmpp-conformance/prosody:0.12", "xmpp-conformance/ejabberd:23.01")
-# Profile keys that are waits a check must sit through, in seconds (ms keys are converted).
-WAIT_KEYS = ("idle_timeout_s", "state_timeout_s", "resume_timeout_s", "close_within_s")
+SERVICES = ("prosody", "ejabberd")
+BENCH_BASE = "xc-bench/debian-base:cold"
+# Profile keys that are waits a check must sit through, in seconds.
+WAIT_KEYS = (("timeouts", "pre_session_timeout"), ("stream_management", "resume_timeout"))
+SUMMARY = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)")
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+def say(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def quiet(_message: str) -> None:
+    return None
+
+
+def timed(argv: list[str], log_name: str) -> dict[str, Any]:
+    """Runs a pytest command; its wall time, exit status and counts; output in a log."""
     started = time.monotonic()
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
-    if done.returncode not in (0, 1):
-        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
-    return time.monotonic() - started, done.returncode
+    log_path = OUT / f"{log_name}.log"
+    with log_path.open("w") as out:
+        done = subprocess.run(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - started
+    tail = log_path.read_text(errors="replace").splitlines()[-1:]
+    counts = {kind: int(n) for n, kind in SUMMARY.findall(tail[0] if tail else "")}
+    return {"seconds": round(seconds, 1), "exit": done.returncode, "counts": counts}
 
 
-def build_times(skip_cold: bool) -> dict[str, float]:
-    project = ComposeProject("xc-bench-build", progress=lambda _m: None)
-    services = ["prosody", "ejabberd"]
-    result: dict[str, float] = {}
-    if not skip_cold:
-        for image in (*REFERENCE_IMAGES, BASE_IMAGE):
-            docker("rmi", "-f", image, check=False)
+# -- builds --------------------------------------------------------------------------------
+
+
+def cold_build() -> dict[str, float]:
+    """The base image and both images from nothing, under bench tags."""
+    docker("rmi", "-f", BENCH_BASE, *(f"xc-bench/{s}:cold" for s in SERVICES), check=False)
+    started = time.monotonic()
+    subprocess.run(["bash", str(BASE_SCRIPT), BENCH_BASE], check=True, timeout=1200)
+    result = {"base_image_s": round(time.monotonic() - started, 1)}
+    for service in SERVICES:
         started = time.monotonic()
-        project.prepare_images(services)
-        result["cold_with_base_image_s"] = time.monotonic() - started
-    started = time.monotonic()
-    project.run("build", *services)
-    result["warm_s"] = time.monotonic() - started
+        docker(
+            "build",
+            "--no-cache",
+            "-q",
+            "-t",
+            f"xc-bench/{service}:cold",
+            str(ROOT / "servers" / service),
+            timeout=1800,
+        )
+        result[f"{service}_image_s"] = round(time.monotonic() - started, 1)
+    docker("rmi", "-f", BENCH_BASE, *(f"xc-bench/{s}:cold" for s in SERVICES), check=False)
+    result["total_s"] = round(sum(result.values()), 1)
     return result
 
 
-def boot_times() -> dict[str, float]:
-    project = ComposeProject(f"xc-bench-boot-{os.getpid()}", progress=lambda _m: None)
+def warm_build() -> float:
+    project = ComposeProject("xc-bench-build", progress=quiet)
+    started = time.monotonic()
+    project.run("build", *SERVICES, timeout=1200)
+    return round(time.monotonic() - started, 1)
+
+
+# -- boots ---------------------------------------------------------------------------------
+
+
+def boot_once(name: str) -> dict[str, float]:
+    project = ComposeProject(name, progress=quiet)
     try:
-        startup = project.up(["prosody", "ejabberd"])
+        startup = project.up(list(SERVICES))
+        if startup.failed:
+            raise RuntimeError(f"{name}: {startup.failed}")
+        return startup.ready
     finally:
         project.down()
-    return {f"{name}_s": seconds for name, seconds in startup.ready.items()}
+
+
+def boot_copies(copies: int) -> dict[str, float]:
+    """The slowest time to healthy of each service when `copies` pairs start at once."""
+    names = [f"xc-bench-boot-{os.getpid()}-{i}" for i in range(copies)]
+    with concurrent.futures.ThreadPoolExecutor(copies) as pool:
+        boots = list(pool.map(boot_once, names))
+    return {s: round(max(b[s] for b in boots), 1) for s in SERVICES}
+
+
+# -- suites --------------------------------------------------------------------------------
 
 
 def suite_times() -> dict[str, dict[str, Any]]:
     times: dict[str, dict[str, Any]] = {}
     for module in sorted((ROOT / "suites").glob("test_*.py")):
-        seconds, code = timed([*PYTEST, str(module), "--targets=reference"])
-        times[module.stem] = {"seconds": round(seconds, 1), "exit": code}
-        print(f"  {module.stem}: {seconds:.1f} s (exit {code})", flush=True)
+        times[module.stem] = timed(
+            [*PYTEST, str(module.relative_to(ROOT)), "--targets=reference"], module.stem
+        )
+        say(f"  {module.stem}: {times[module.stem]}")
     return times
 
 
@@ -79,53 +141,69 @@ def total_time(workers: int) -> dict[str, Any]:
     argv = [*PYTEST, "suites/", "--targets=reference"]
     if workers > 1:
         argv += ["-n", str(workers)]
-    seconds, code = timed(argv)
-    return {"seconds": round(seconds, 1), "exit": code, "workers": workers}
+    return timed(argv, f"all-suites-n{workers}")
 
 
-def longest_waits() -> dict[str, float]:
-    """The longest configured wait of each reference profile, in seconds."""
-    waits: dict[str, float] = {}
+def longest_waits() -> dict[str, dict[str, float]]:
+    """The configured waits of each reference profile, in seconds."""
+    waits: dict[str, dict[str, float]] = {}
     for target in select(load_catalog(), "reference"):
-        found = [0.0]
-        for table in target.profile.data.values():
-            if isinstance(table, dict):
-                found += [
-                    float(v)
-                    for k, v in table.items()
-                    if k in WAIT_KEYS and isinstance(v, int | float)
-                ]
-        waits[target.name] = max(found)
+        waits[target.name] = {
+            f"[{table}] {key}": float(target.profile.data[table][key])
+            for table, key in WAIT_KEYS
+            if key in target.profile.data.get(table, {})
+        }
     return waits
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-cold", action="store_true", help="do not rebuild from scratch")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "4")))
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--skip-cold", action="store_true", help="do not build from nothing")
+    parser.add_argument("--workers", default="1,2,3,4,6,8", help="xdist worker counts to time")
+    parser.add_argument("--copies", default="1,2,3,4", help="server sets to boot at once")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
 
-    print("image builds ...", flush=True)
-    builds = build_times(args.skip_cold)
-    print("boot ...", flush=True)
-    boots = boot_times()
-    print("each suite alone ...", flush=True)
+    say("image builds ...")
+    builds: dict[str, Any] = {} if args.skip_cold else {"cold": cold_build()}
+    builds["warm_s"] = warm_build()
+    say(f"  {builds}")
+    boots = {}
+    for copies in (int(c) for c in args.copies.split(",")):
+        say(f"boot, {copies} cop{'y' if copies == 1 else 'ies'} at once ...")
+        boots[str(copies)] = boot_copies(copies)
+        say(f"  {boots[str(copies)]}")
+    say("each suite alone ...")
     suites = suite_times()
-    print(f"all suites, {args.workers} workers ...", flush=True)
-    total = total_time(args.workers)
+    totals = {}
+    for workers in (int(w) for w in args.workers.split(",")):
+        say(f"all suites, {workers} worker(s) ...")
+        totals[str(workers)] = total_time(workers)
+        say(f"  {totals[str(workers)]}")
+
     waits = longest_waits()
-    floor = max(boots.values()) + max(waits.values())
+    slowest_boot = max(boots["1"].values()) if "1" in boots else max(boots[min(boots)].values())
+    longest = max(v for w in waits.values() for v in w.values())
+    floor = slowest_boot + longest
+    best = min(totals, key=lambda w: totals[w]["seconds"])
     result = {
-        "machine": {"cores": os.cpu_count()},
+        "machine": {"cores": os.cpu_count(), "load_before": load_before},
         "image_build": builds,
-        "boot": boots,
-        "suites": suites,
-        "total": total,
-        "longest_configured_wait_s": waits,
-        "floor_s": round(floor, 1),
-        "ratio_total_to_floor": round(total["seconds"] / floor, 2) if floor else None,
+        "boot_s_by_copies": boots,
+        "suites_alone": suites,
+        "all_suites_by_workers": totals,
+        "configured_waits_s": waits,
+        "floor": {
+            "slowest_boot_s": slowest_boot,
+            "longest_configured_wait_s": longest,
+            "floor_s": round(floor, 1),
+            "lane": "one xdist worker: one test at a time; all lanes share one server set",
+        },
+        "best_workers": int(best),
+        "ratio_total_to_floor": {w: round(t["seconds"] / floor, 2) for w, t in totals.items()},
     }
+    result["machine"]["load_after"] = os.getloadavg()
     (OUT / "time-to-verdict.json").write_text(json.dumps(result, indent=2) + "\n")
     (OUT / "time-to-verdict.md").write_text(render(result))
     print(render(result))
@@ -133,16 +211,33 @@ def main() -> None:
 
 def render(result: dict[str, Any]) -> str:
     lines = ["| measure | seconds |", "|---|---|"]
-    for key, value in result["image_build"].items():
-        lines.append(f"| image build, {key.removesuffix('_s').replace('_', ' ')} | {value:.1f} |")
-    for key, value in result["boot"].items():
-        lines.append(f"| healthy: {key.removesuffix('_s')} | {value:.1f} |")
-    for name, entry in result["suites"].items():
-        lines.append(f"| suite {name} alone | {entry['seconds']} |")
-    total = result["total"]
-    lines.append(f"| all suites ({total['workers']} workers) | {total['seconds']} |")
-    lines.append(f"| floor (slowest boot + longest wait) | {result['floor_s']} |")
-    lines.append(f"| ratio total / floor | {result['ratio_total_to_floor']} |")
+    cold = result["image_build"].get("cold")
+    if cold:
+        for key, value in cold.items():
+            lines.append(f"| cold build, {key.removesuffix('_s').replace('_', ' ')} | {value} |")
+    lines.append(f"| warm build (compose build, cached) | {result['image_build']['warm_s']} |")
+    for copies, boots in result["boot_s_by_copies"].items():
+        shown = ", ".join(f"{s} {t}" for s, t in boots.items())
+        lines.append(f"| healthy, {copies} server set(s) starting at once | {shown} |")
+    for name, entry in result["suites_alone"].items():
+        lines.append(f"| {name} alone (boot included) | {entry['seconds']} |")
+    for workers, entry in result["all_suites_by_workers"].items():
+        ratio = result["ratio_total_to_floor"][workers]
+        lines.append(
+            f"| all suites, -n {workers} | {entry['seconds']} (exit {entry['exit']}, "
+            f"{entry['counts']}; {ratio} x floor) |"
+        )
+    floor = result["floor"]
+    lines.append(
+        f"| floor: slowest boot {floor['slowest_boot_s']} + longest configured wait "
+        f"{floor['longest_configured_wait_s']} | {floor['floor_s']} |"
+    )
+    lines.append(f"| lane | {floor['lane']} |")
+    best = str(result["best_workers"])
+    lines.append(
+        f"| best: -n {best} | {result['all_suites_by_workers'][best]['seconds']} "
+        f"(ratio {result['ratio_total_to_floor'][best]}) |"
+    )
     return "\n".join(lines) + "\n"
 
 

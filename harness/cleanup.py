@@ -1,8 +1,10 @@
 """Removes what compose projects of this suite left behind: containers, networks, volumes.
 
-Each run names its compose projects `xc-<run id>-<worker>`. The run's controller calls
-`remove_projects("xc-<run id>")` at its very end, so even a worker that was killed before
-its own teardown leaves nothing; `python -m harness.cleanup` removes every `xc-` project.
+Each run names its compose projects `xc-<run id>-<worker>` (`xc-<run id>-shared` for the
+servers its xdist workers share) and labels its config trial containers with its run id.
+The run's controller calls `remove_run(<run id>)` at its very end, so even a worker that
+was killed before its own teardown leaves nothing; `python -m harness.cleanup` removes
+every `xc-` project.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from harness.compose import docker
 
 log = logging.getLogger(__name__)
 LABEL = "com.docker.compose.project"
+# Set on the config trial containers a run starts (harness/config_trials.py).
+RUN_LABEL = "xmpp-conformance.run"
 
 
 def projects(prefix: str) -> set[str]:
@@ -28,6 +32,17 @@ def projects(prefix: str) -> set[str]:
         check=False,
     ).stdout
     return {name for name in out.split() if name.startswith(prefix)}
+
+
+def remove_run(run: str) -> list[str]:
+    """Everything of one run: its compose projects and its config trial containers."""
+    removed = remove_projects(f"xc-{run}-")
+    trials = docker("ps", "-aq", "--filter", f"label={RUN_LABEL}={run}", check=False).stdout
+    if trials.split():
+        docker("rm", "-f", "-v", *trials.split(), check=False, timeout=120)
+        log.warning("removed %d config trial container(s) of run %s", len(trials.split()), run)
+        removed.append(f"{len(trials.split())} config trial container(s)")
+    return removed
 
 
 def remove_projects(prefix: str) -> list[str]:

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import yaml
 
+from harness.cleanup import RUN_LABEL
 from harness.compose import COMPOSE_FILE, ComposeError, docker, image_present
 from harness.judges.config import TrialOutcome
+from harness.lab import run_id
 from harness.profiles import Profile
 from harness.targets import Target
 
@@ -136,6 +138,8 @@ def run_trial(image: str, launcher: Launcher, fixture: Path) -> TrialOutcome:
 
 def _run_args(name: str, image: str, launcher: Launcher, fixture: Path) -> list[str]:
     args = ["run", "-d", "--name", name, "--label", "xmpp-conformance.trial=1"]
+    # The run's controller removes what a killed worker could not (harness.cleanup).
+    args += ["--label", f"{RUN_LABEL}={run_id()}"]
     if launcher.hostname:
         args += ["--hostname", launcher.hostname]
     for key, value in launcher.env.items():

@@ -47,9 +47,29 @@ class LabError(RuntimeError):
     """The run's shared servers or a server's turn could not be had; the message says why."""
 
 
+RUN_ENV = "XC_RUN_ID"
+# The pid of the pytest process that owns the run id in RUN_ENV.
+OWNER_ENV = "XC_RUN_OWNER"
+
+
 def run_id() -> str:
     """One id per run, shared by its xdist workers through the environment."""
-    return os.environ.setdefault("XC_RUN_ID", secrets.token_hex(4))
+    return os.environ.setdefault(RUN_ENV, secrets.token_hex(4))
+
+
+def claim_run(worker: bool) -> str:
+    """The run id of this pytest process. An xdist worker keeps its controller's; any
+    other process owns its run: it keeps an id it was given (XC_RUN_ID=... from a script
+    that names its runs), unless it inherited the id together with another process's
+    ownership. Then it is a pytest started by a test of that run, and it gets an id of its
+    own, so that its end does not remove the servers of the run that started it."""
+    if not worker:
+        owner = os.environ.get(OWNER_ENV)
+        if owner is not None and owner != str(os.getpid()):
+            log.info("run %s belongs to process %s; this process starts its own", run_id(), owner)
+            os.environ[RUN_ENV] = secrets.token_hex(4)
+        os.environ[OWNER_ENV] = str(os.getpid())
+    return run_id()
 
 
 def project_name() -> str:

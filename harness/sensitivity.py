@@ -341,7 +341,7 @@ class Run:
     exit_code: int | None = None
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "XC_RUN_ID"}
+        env = {k: v for k, v in os.environ.items() if k not in ("XC_RUN_ID", "XC_RUN_OWNER")}
         self.junit.unlink(missing_ok=True)
         self.started = time.monotonic()
         with self.log_path.open("wb") as out:
@@ -389,8 +389,13 @@ class Run:
     def describe(self) -> str:
         return (
             f"`{' '.join(self.argv[1:])}`: exit {self.exit_code} after {self.seconds:.0f} s "
-            f"(log {self.log_path.relative_to(ROOT)})"
+            f"(log {shown_path(self.log_path)})"
         )
+
+
+def shown_path(path: Path) -> str:
+    """A path relative to the project when it is inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -314,3 +314,29 @@ def test_peer_faults_have_words_and_no_target_name() -> None:
 
     assert {f.name for f in faults}.isdisjoint({t.name for t in targets})
     assert all(f.words and f.description for f in faults)
+
+
+# Runs --------------------------------------------------------------------------------------------
+
+
+def test_run_that_ended_without_results_is_a_clear_error_with_its_log(tmp_path: Path) -> None:
+    log_path = tmp_path / "servers.log"
+    log_path.write_text("collected 0 items\nERROR: usage: --targets: 'x' names no target\n")
+    run = sensitivity.Run("suites", ["pytest"], tmp_path / "none.xml", log_path, 10.0)
+    run.exit_code = 4
+
+    with pytest.raises(SensitivityError) as failure:
+        run.cases()
+
+    assert "suites ended with exit status 4 and no results" in str(failure.value)
+    assert "names no target" in str(failure.value)
+
+
+def test_run_with_failed_tests_is_read(tmp_path: Path) -> None:
+    path = junit(tmp_path, failed("test_a[prosody-no-sm]", "available = true"))
+    run = sensitivity.Run("suites", ["pytest"], path, tmp_path / "log", 10.0)
+    run.exit_code = 1
+
+    cases = run.cases()
+
+    assert [c.outcome for c in cases] == ["failed"]

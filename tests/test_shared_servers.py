@@ -7,6 +7,7 @@ open files conflict like those of two processes.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import conftest
-from harness.lab import SHARED_STATE, Lab, LabError, Turns, run_folder
+from harness.lab import OWNER_ENV, SHARED_STATE, Lab, LabError, Turns, claim_run, run_folder
 from harness.targets import load_catalog, select
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,6 +126,42 @@ def test_lone_turn_inside_a_shared_one_of_the_same_worker_is_refused() -> None:
     assert "alone while this process shares it" in str(failure.value)
 
 
+# Run ids -------------------------------------------------------------------------------------
+
+
+def test_run_id_given_by_a_script_is_kept_by_the_process_that_claims_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("XC_RUN_ID", "stab1")
+    monkeypatch.delenv(OWNER_ENV, raising=False)
+
+    claimed = claim_run(worker=False)
+
+    assert claimed == "stab1"
+    assert os.environ[OWNER_ENV] == str(os.getpid())
+
+
+def test_worker_keeps_the_run_id_of_its_controller(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XC_RUN_ID", "ctrl1")
+    monkeypatch.setenv(OWNER_ENV, "1")
+
+    claimed = claim_run(worker=True)
+
+    assert claimed == "ctrl1"
+
+
+def test_pytest_started_by_a_test_of_a_run_gets_a_run_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("XC_RUN_ID", "parent1")
+    monkeypatch.setenv(OWNER_ENV, "1")
+
+    claimed = claim_run(worker=False)
+
+    assert claimed != "parent1"
+    assert os.environ[OWNER_ENV] == str(os.getpid())
+
+
 # Shared state ----------------------------------------------------------------------------------
 
 
@@ -175,10 +212,11 @@ def test_target_missing_from_the_shared_state_is_broken_with_the_reason() -> Non
 # Scheduling ------------------------------------------------------------------------------------
 
 
-def test_every_suite_module_with_module_scoped_fixtures_runs_on_one_worker() -> None:
+def test_every_module_with_module_scoped_fixtures_runs_on_one_worker() -> None:
     stateful = {
-        f"suites/{path.name}"
-        for path in sorted((ROOT / "suites").glob("test_*.py"))
+        str(path.relative_to(ROOT))
+        for folder in ("suites", "tests")
+        for path in sorted((ROOT / folder).glob("test_*.py"))
         if re.search(r"scope\s*=\s*[\"']module[\"']", path.read_text())
     }
 

@@ -15,6 +15,7 @@ import pytest
 
 from harness.judges import Mismatch
 from harness.judges.timeouts import TimeoutExpect
+from harness.lab import TURNS, server_key
 from harness.targets import Target
 from suites import test_state_timeout as suite
 
@@ -94,14 +95,16 @@ def claimed(target: Target, key: str, wrong: Callable[[Any], Any]) -> TimeoutExp
 
 @pytest.fixture(scope="module")
 def watches(target: Target) -> Iterator[dict[str, suite.IdleWatch]]:
-    """Every case's idle connection, watched under its wrong profile, all at once."""
-    started = {
-        case_id: suite.IdleWatch(target, claimed(target, key, wrong)).start(case)
-        for case_id, (case, _check, key, wrong) in zip(IDS, WRONG_CLAIMS, strict=True)
-    }
-    yield started
-    for watch in started.values():
-        watch.close()
+    """Every case's idle connection, watched under its wrong profile, all at once. The
+    connections outlive the test that starts them: they hold a turn on the server."""
+    with TURNS.take(server_key(target), alone=False):
+        started = {
+            case_id: suite.IdleWatch(target, claimed(target, key, wrong)).start(case)
+            for case_id, (case, _check, key, wrong) in zip(IDS, WRONG_CLAIMS, strict=True)
+        }
+        yield started
+        for watch in started.values():
+            watch.close()
 
 
 @pytest.mark.parametrize(("case", "check", "key", "wrong"), WRONG_CLAIMS, ids=IDS)

@@ -53,6 +53,12 @@ class Launcher:
     bound: float = 120.0
 
 
+PROSODY_ANSWERS = (
+    "exec 3<>/dev/tcp/127.0.0.1/5222 && printf '%s' \"<stream:stream xmlns='jabber:client' "
+    "xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>\" >&3 "
+    "&& timeout 3 head -c 1 <&3 | grep -q ."
+)
+
 LAUNCHERS: dict[str, Launcher] = {
     # The official image links /member/mongooseim.toml over its config (start.sh).
     "mongooseim": Launcher(
@@ -82,10 +88,13 @@ LAUNCHERS: dict[str, Launcher] = {
         hostname="localhost",
         bound=300.0,
     ),
+    # Ready is an answer to a stream header, not an open port: Prosody listens on 5222
+    # before it loads the modules of its hosts (and logs what fails there), and it answers
+    # only once its startup is over and its main loop runs.
     "prosody": Launcher(
         config_path="/etc/prosody/prosody.cfg.lua",
         fixtures="servers/prosody/config-trials/{trial}.lua",
-        ready=("bash", "-c", "</dev/tcp/127.0.0.1/5222"),
+        ready=("bash", "-c", PROSODY_ANSWERS),
         bound=120.0,
     ),
 }

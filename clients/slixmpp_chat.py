@@ -73,7 +73,8 @@ class SlixmppChat(ChatClient):
     async def send_presence(
         self, to: str | None = None, type_: str | None = None, status: str | None = None
     ) -> None:
-        presence = self.xmpp.make_presence(pto=to, ptype=type_, pstatus=status)  # type: ignore[arg-type]
+        kind: Any = type_  # slixmpp types ptype as a Literal of the RFC's values
+        presence = self.xmpp.make_presence(pto=to, ptype=kind, pstatus=status)
         # slixmpp fills in `from`; a client normally leaves it to the server.
         del presence["from"]
         presence.send()

@@ -37,7 +37,7 @@ from clients.raw import RawStream
 from clients.slixmpp_chat import SlixmppChat
 from clients.transcript import Transcript
 from harness.cleanup import remove_run
-from harness.lab import TURNS, Lab, claim_run, run_id, server_key, stop_shared
+from harness.lab import TURNS, Lab, claim_run, linger, run_id, server_key, stop_shared
 from harness.targets import Target, TargetError, load_catalog, select
 
 pytest_plugins = ["harness.reporting"]
@@ -141,10 +141,39 @@ class StatefulModulesTogether(LoadScopeScheduling):  # type: ignore[misc]
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """`-n N` (xdist's `load`) schedules tests one by one, and the modules of
-    ONE_WORKER_MODULES whole; an explicit other `--dist` mode is left as it is."""
+    ONE_WORKER_MODULES whole, in the order of run_order; an explicit other `--dist` mode
+    is left as it is."""
     if config.getvalue("dist") != "load":
         return None
+    # Hand out the units in collection order (see run_order), not largest first.
+    config.option.loadscopereorder = False
     return StatefulModulesTogether(config, log)
+
+
+# Modules whose tests each watch several quiet windows or a server timeout: seconds per
+# test, where most others take a fraction of one. Started early, they do not end a run
+# alone on one worker.
+LONG_TEST_MODULES = ("suites/test_csi.py", "suites/test_stream_management.py")
+
+
+def run_order(item: pytest.Item) -> int:
+    """Where a test goes in the run: `sole_traffic` tests first, while no earlier test has
+    left a session behind that its server still holds (a lone turn would otherwise wait
+    out the resume timeout of such sessions, see harness.lab.Turns); then the modules
+    that run whole on one worker, the longest units; then the modules of long tests;
+    then everything else."""
+    module = item.nodeid.split("::", 1)[0]
+    if item.get_closest_marker("sole_traffic") is not None:
+        return 0
+    if module in ONE_WORKER_MODULES:
+        return 1
+    if module in LONG_TEST_MODULES:
+        return 2
+    return 3
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=run_order)
 
 
 def targets_for(metafunc: pytest.Metafunc) -> list[Target]:
@@ -204,6 +233,7 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
         + (f"; not started: {', '.join(lab.broken)}" if lab.broken else "")
     )
     config._xc_lab = lab  # type: ignore[attr-defined]
+    TURNS.expect_lone(lone_turns(request.session.items, lab))
     yield lab
     if keep and lab.project is not None:
         lab.progress(f"servers kept: compose project {lab.project.name}")
@@ -211,15 +241,29 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
         lab.stop()
 
 
+def lone_turns(items: list[pytest.Item], lab: Lab) -> dict[str, int]:
+    """How many tests of the run need each running server to themselves."""
+    counts: dict[str, int] = {}
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        name = callspec.params.get("target_name") if callspec is not None else None
+        if item.get_closest_marker("sole_traffic") is None or name not in lab.ready:
+            continue
+        server = server_key(lab.ready[name])
+        counts[server] = counts.get(server, 0) + 1
+    return counts
+
+
 @pytest.fixture(autouse=True)
 def server_turn(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every test on a server takes a turn on it: shared, or alone for `sole_traffic`."""
+    """Every test on a server takes a turn on it: shared, or alone for `sole_traffic` (once
+    the sessions earlier tests left held for resumption have ended)."""
     if "target_name" not in request.fixturenames:
         yield
         return
     target: Target = request.getfixturevalue("target")
     alone = request.node.get_closest_marker("sole_traffic") is not None
-    with TURNS.take(server_key(target), alone):
+    with TURNS.take(server_key(target), alone, settle=linger(target)):
         yield
 
 

@@ -41,7 +41,11 @@ from harness.compose import BASE_SCRIPT, ComposeProject, docker  # noqa: E402
 from harness.targets import load_catalog, select  # noqa: E402
 
 OUT = ROOT / "reports" / "bench"
-PYTEST = [str(ROOT / ".venv" / "bin" / "pytest"), "-p", "no:cacheprovider", "-q"]
+# Without the project's addopts: no Allure results or JUnit file of the project's reports.
+PYTEST = [
+    str(ROOT / ".venv" / "bin" / "pytest"),
+    *("-p", "no:cacheprovider", "-q", "-o", "addopts=", "-ra", "--strict-markers"),
+]
 SERVICES = ("prosody", "ejabberd")
 BENCH_BASE = "xc-bench/debian-base:cold"
 # Profile keys that are waits a check must sit through, in seconds.
@@ -61,6 +65,7 @@ def timed(argv: list[str], log_name: str) -> dict[str, Any]:
     """Runs a pytest command; its wall time, exit status and counts; output in a log."""
     started = time.monotonic()
     log_path = OUT / f"{log_name}.log"
+    argv = [*argv, f"--report-dir={OUT / 'runs' / log_name}"]
     with log_path.open("w") as out:
         done = subprocess.run(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     seconds = time.monotonic() - started

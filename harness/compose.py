@@ -8,6 +8,7 @@ name with its last log lines.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import subprocess
@@ -26,6 +27,8 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 BASE_IMAGE = "xmpp-conformance/debian-base:bookworm"
 BASE_SCRIPT = ROOT / "servers" / "base" / "build-base.sh"
 ALL_PROFILES = ("mongooseim", "reference", "variants", "cluster")
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
 
 Progress = Callable[[str], None]
 
@@ -64,6 +67,22 @@ def docker(
 
 def image_present(image: str) -> bool:
     return docker("image", "inspect", image, check=False, timeout=30).returncode == 0
+
+
+@dataclass(frozen=True)
+class Container:
+    """A container of the project: its id and the host port of each published port."""
+
+    id: str
+    ports: dict[int, int]
+
+    def host_port(self, service: str, container_port: int) -> int:
+        try:
+            return self.ports[container_port]
+        except KeyError:
+            raise ComposeError(
+                f"service {service}: port {container_port} is not published ({self.ports})"
+            ) from None
 
 
 @dataclass
@@ -144,12 +163,17 @@ class ComposeProject:
 
     def wait_healthy(self, services: list[str], started: float, timeout: float) -> Startup:
         startup = Startup()
-        pending = {s: self.container_id(s) for s in services}
+        known = self.containers()
+        pending = {s: known[s].id if s in known else self.container_id(s) for s in services}
         deadline = started + timeout
         while pending:
+            states = self._states(list(pending.values()))
             for service, container in list(pending.items()):
-                status, health = self._state(container)
-                if status in ("exited", "dead"):
+                status, health = states.get(container, ("gone", ""))
+                if status == "gone":
+                    startup.failed[service] = f"service {service}: container {container} is gone"
+                    del pending[service]
+                elif status in ("exited", "dead"):
                     startup.failed[service] = self._failure(
                         service, container, f"exited ({status})"
                     )
@@ -166,6 +190,17 @@ class ComposeProject:
                 break
             time.sleep(0.3)
         return startup
+
+    def containers(self) -> dict[str, Container]:
+        """The project's containers by service, their ids and published ports, read with
+        one `docker ps` and one `docker inspect` (a compose call per service and port
+        costs about half a second each with Compose v1)."""
+        ids = docker(
+            "ps", "-aq", "--no-trunc", "--filter", f"label={PROJECT_LABEL}={self.name}"
+        ).stdout.split()
+        if not ids:
+            return {}
+        return containers_of(json.loads(docker("inspect", *ids).stdout))
 
     def container_id(self, service: str) -> str:
         container = self.run("ps", "-q", service, timeout=60).strip()
@@ -192,12 +227,47 @@ class ComposeProject:
         self.progress(f"removing compose project {self.name}")
         self.run("down", "-v", "-t", "2", "--remove-orphans", timeout=300, check=False)
 
-    def _state(self, container: str) -> tuple[str, str]:
-        fmt = "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}"
-        out = docker("inspect", "-f", fmt, container, timeout=30).stdout.split()
-        return out[0], out[1] if len(out) > 1 else ""
+    def _states(self, containers: list[str]) -> dict[str, tuple[str, str]]:
+        """Status and health of each container (by the id given), in one `docker inspect`;
+        "gone" for a container docker says it does not know, "unknown" when docker gave no
+        answer about it (asked again on the next poll)."""
+        fmt = "{{.Id}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}"
+        done = docker("inspect", "-f", fmt, *containers, timeout=30, check=False)
+        states = states_of(done.stdout, containers)
+        for container in containers:
+            if container not in states:
+                unknown_to_docker = f"No such object: {container}" in done.stderr
+                states[container] = ("gone" if unknown_to_docker else "unknown", "")
+        return states
 
     def _failure(self, service: str, container: str, what: str) -> str:
         tail = docker("logs", "--tail", "30", container, check=False, timeout=30)
         lines = (tail.stdout + tail.stderr).strip() or "(no output)"
         return f"service {service} {what}. Its last log lines:\n{lines}"
+
+
+def containers_of(inspected: list[dict[str, Any]]) -> dict[str, Container]:
+    """Containers by compose service from `docker inspect` output: the first one of each
+    service, with the host port of every published container port."""
+    found: dict[str, Container] = {}
+    for entry in inspected:
+        service = (entry["Config"].get("Labels") or {}).get(SERVICE_LABEL, "")
+        ports = {
+            int(key.split("/", 1)[0]): int(bindings[0]["HostPort"])
+            for key, bindings in (entry["NetworkSettings"].get("Ports") or {}).items()
+            if bindings
+        }
+        found.setdefault(service, Container(entry["Id"], ports))
+    return found
+
+
+def states_of(out: str, containers: list[str]) -> dict[str, tuple[str, str]]:
+    """(status, health) by the container ids asked for, from lines `<full id> <status>
+    [<health>]`; a container docker no longer knows is left out."""
+    states: dict[str, tuple[str, str]] = {}
+    for line in out.splitlines():
+        full, status, *health = line.split()
+        for container in containers:
+            if full.startswith(container):
+                states[container] = (status, health[0] if health else "")
+    return states

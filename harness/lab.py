@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness.compose import ComposeError, ComposeProject, Progress, docker
+from harness.compose import ComposeError, ComposeProject, Container, Progress, docker
 from harness.targets import Target
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ SHARED_START_TIMEOUT = 1800.0
 # How long a test waits for its turn on a server (the tests before it run to their end).
 TURN_TIMEOUT = 600.0
 LOCK_POLL = 0.05
+# How long past resume_timeout a server may take to end a held session.
+LINGER_MARGIN = 2.0
+# How long a shared turn waits for the run's lone turns on its server to go first.
+LONE_FIRST_TIMEOUT = 120.0
 
 
 class LabError(RuntimeError):
@@ -140,14 +145,31 @@ class Turns:
     next) and holds the turn shared. Shared turns are counted per process: a test inside
     a fixture that already holds one (the idle watches) does not queue behind a lone test
     that waits for that same fixture.
+
+    A session can outlive the test that opened it: a server holds a dropped session that
+    may be resumed for its resume_timeout. So a lone turn, once the others are done, also
+    waits until `settle` seconds have passed since the last shared turn on the server
+    ended. (The tests that need a server alone close their sessions cleanly.)
+
+    That wait is avoided when the lone turns come first: once told how many lone turns a
+    server will see in the run (`expect_lone`), a first shared turn on it waits until
+    they have ended (at most LONE_FIRST_TIMEOUT; after that it goes ahead, and the lone
+    turns still left settle as above).
     """
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._shared: dict[str, tuple[int, FileLock]] = {}
+        self._lone_expected: dict[str, int] = {}
+
+    def expect_lone(self, counts: dict[str, int]) -> None:
+        """How many lone turns each server will see in the run (same in every process)."""
+        self._lone_expected = dict(counts)
 
     @contextlib.contextmanager
-    def take(self, server: str, alone: bool, timeout: float = TURN_TIMEOUT) -> Iterator[None]:
+    def take(
+        self, server: str, alone: bool, timeout: float = TURN_TIMEOUT, settle: float = 0.0
+    ) -> Iterator[None]:
         if alone:
             with self._mutex:
                 if server in self._shared:
@@ -156,12 +178,17 @@ class Turns:
                     )
             folder = run_folder()
             what = f"server {server} to itself"
-            with (
-                locked(folder / f"{server}.gate", True, timeout, what),
-                locked(folder / f"{server}.turn", True, timeout, what),
-            ):
-                log.info("server %s: this test's traffic is its only traffic", server)
-                yield
+            try:
+                with (
+                    locked(folder / f"{server}.gate", True, timeout, what),
+                    locked(folder / f"{server}.turn", True, timeout, what),
+                ):
+                    self._settle(folder / f"{server}.ended", settle)
+                    log.info("server %s: this test's traffic is its only traffic", server)
+                    yield
+            finally:
+                with (folder / f"{server}.lone-ended").open("a") as ended:
+                    ended.write("1\n")
             return
         self._share(server, timeout)
         try:
@@ -169,12 +196,46 @@ class Turns:
         finally:
             self._unshare(server)
 
+    def lone_turns_ended(self, server: str) -> int:
+        path = run_folder() / f"{server}.lone-ended"
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    def _after_lone_turns(self, server: str, timeout: float) -> None:
+        """Waits until the lone turns the run expects on the server have ended."""
+        expected = self._lone_expected.get(server, 0)
+        deadline = time.monotonic() + timeout
+        logged = False
+        while (ended := self.lone_turns_ended(server)) < expected:
+            if time.monotonic() > deadline:
+                log.warning(
+                    "server %s: %d of %d lone turns ended within %.0f s; sharing it anyway",
+                    server,
+                    ended,
+                    expected,
+                    timeout,
+                )
+                return
+            if not logged:
+                log.info("server %s: waiting for %d lone turns first", server, expected - ended)
+                logged = True
+            time.sleep(LOCK_POLL)
+
+    def _settle(self, ended: Path, settle: float) -> None:
+        """Waits until `settle` seconds after the last turn on the server ended."""
+        if not ended.exists():
+            return
+        wait = ended.stat().st_mtime + settle - time.time()
+        if wait > 0:
+            log.info("waiting %.1f s for sessions of earlier tests to end (%s)", wait, ended.stem)
+            time.sleep(wait)
+
     def _share(self, server: str, timeout: float) -> None:
         with self._mutex:
             if server in self._shared:
                 count, lock = self._shared[server]
                 self._shared[server] = (count + 1, lock)
                 return
+        self._after_lone_turns(server, min(timeout, LONE_FIRST_TIMEOUT))
         folder = run_folder()
         lock = FileLock(folder / f"{server}.turn", exclusive=False)
         with locked(folder / f"{server}.gate", False, timeout, f"a turn on server {server}"):
@@ -189,10 +250,20 @@ class Turns:
                 self._shared[server] = (count - 1, lock)
                 return
             del self._shared[server]
+        (run_folder() / f"{server}.ended").touch()
         lock.release()
 
 
 TURNS = Turns()
+
+
+def linger(target: Target) -> float:
+    """How long a session may outlive its client on the target's server: with stream
+    management, a dropped session is held for the profile's resume_timeout."""
+    table = target.profile.data.get("stream_management", {})
+    if not isinstance(table, dict) or table.get("available") is not True:
+        return 0.0
+    return float(table.get("resume_timeout", 0)) + LINGER_MARGIN
 
 
 def server_key(target: Target) -> str:
@@ -307,19 +378,31 @@ class Lab:
 
     def _start_managed(self, targets: list[Target], name: str) -> None:
         self.project = ComposeProject(name, progress=self.progress)
-        startable: list[Target] = []
-        for target in targets:
-            try:
-                self.project.prepare_images(target.services)
-                startable.append(target)
-            except (ComposeError, OSError) as exc:
-                self.broken[target.name] = str(exc)
+        startable = self._prepare_images(targets)
         # Single-node targets boot together; a cluster boots on its own, so that a join
         # that fails cannot take the other targets down with it.
         batches = [[t for t in startable if len(t.nodes) == 1]]
         batches += [[t] for t in startable if len(t.nodes) > 1]
         for batch in (b for b in batches if b):
             self._start_batch(batch)
+
+    def _prepare_images(self, targets: list[Target]) -> list[Target]:
+        """Builds or finds the images of all targets at once; when that fails, target by
+        target, so that one broken image only breaks its own target."""
+        assert self.project is not None
+        try:
+            self.project.prepare_images(sorted({s for t in targets for s in t.services}))
+            return targets
+        except (ComposeError, OSError, subprocess.SubprocessError) as exc:
+            log.warning("preparing all images at once failed (%s); now target by target", exc)
+        startable = []
+        for target in targets:
+            try:
+                self.project.prepare_images(target.services)
+                startable.append(target)
+            except (ComposeError, OSError, subprocess.SubprocessError) as exc:
+                self.broken[target.name] = str(exc)
+        return startable
 
     def _start_batch(self, targets: list[Target]) -> None:
         assert self.project is not None
@@ -329,21 +412,28 @@ class Lab:
             self.broken.update((t.name, str(exc)) for t in targets)
             return
         self.boot_seconds.update(startup.ready)
+        try:
+            containers = self.project.containers()
+        except (ComposeError, ValueError, KeyError) as exc:
+            self.broken.update((t.name, f"containers not readable: {exc}") for t in targets)
+            return
         for target in targets:
             failures = [startup.failed[s] for s in target.services if s in startup.failed]
             if failures:
                 self.broken[target.name] = "\n".join(failures)
                 continue
-            self._resolve(target)
+            self._resolve(target, containers)
 
-    def _resolve(self, target: Target) -> None:
-        assert self.project is not None
+    def _resolve(self, target: Target, containers: dict[str, Container]) -> None:
         try:
             for node in target.nodes:
                 assert node.service is not None
-                node.container = self.project.container_id(node.service)
+                if node.service not in containers:
+                    raise ComposeError(f"service {node.service} has no container")
+                container = containers[node.service]
+                node.container = container.id
                 node.ports = {
-                    role: self.project.host_port(node.service, port)
+                    role: container.host_port(node.service, port)
                     for role, port in node.ports.items()
                 }
                 log.info("target %s node %s listens on %s", target.name, node.name, node.ports)

@@ -67,6 +67,7 @@ class Case:
     params: str
     outcome: str
     message: str = ""
+    module: str = ""  # the JUnit classname: suites.test_presence, tests.test_x, ...
 
     @property
     def name(self) -> str:
@@ -198,7 +199,12 @@ def case_of(element: ET.Element) -> Case:
             # The message attribute may be shortened; the element's text has the report.
             message = "\n".join(t for t in (found.get("message", ""), found.text) if t)
             break
-    return Case(test, params.removesuffix("]"), outcome, message)
+    return Case(test, params.removesuffix("]"), outcome, message, element.get("classname", ""))
+
+
+def suite_cases(cases: Iterable[Case]) -> list[Case]:
+    """The testcases of the conformance suites (not the harness's own tests)."""
+    return [c for c in cases if c.module.startswith("suites.")]
 
 
 def target_of(params: str, targets: Iterable[str]) -> str | None:
@@ -405,14 +411,14 @@ def tail(path: Path, lines: int = 30) -> str:
         return f"(log not readable: {exc})"
 
 
-def runs(out: Path, workers: int) -> tuple[Run, Run]:
+def runs(out: Path, workers: int, with_reference: bool) -> tuple[Run, Run]:
     common = ["-p", "no:cacheprovider", "-q", "-o", "addopts=", "-ra", "--strict-markers"]
     servers = Run(
-        "suites against the faulty and reference targets",
+        "suites against the faulty" + (" and reference" if with_reference else "") + " targets",
         [
             PYTEST,
             "suites/",
-            "--targets=faulty,reference",
+            "--targets=faulty,reference" if with_reference else "--targets=faulty",
             *common,
             f"--report-dir={out}",
             *(["-n", str(workers)] if workers > 1 else []),
@@ -449,18 +455,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4, help="pytest-xdist workers (-n)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "sensitivity")
     parser.add_argument("--markdown", type=Path, default=ROOT / "reports" / "sensitivity.md")
+    parser.add_argument(
+        "--reference-junit",
+        type=Path,
+        help="JUnit XML of a finished run of the suites against the reference targets (as "
+        "`make test` makes): their false alarms are read there instead of run again",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[sensitivity] %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
 
     faults, reference = catalog_faults()
     faults += peer_faults()
-    servers, peer = runs(args.out.resolve(), args.workers)
+    earlier = suite_cases(read_junit(args.reference_junit)) if args.reference_junit else []
+    servers, peer = runs(args.out.resolve(), args.workers, not args.reference_junit)
     print(f"[sensitivity] {len(faults)} injected faults; running {servers.name} and {peer.name}")
     run_both(servers, peer)
-    result = score(faults, reference, servers.cases(), peer.cases())
+    result = score(faults, reference, earlier + servers.cases(), peer.cases())
 
-    text = markdown(result, {r.name: r.describe() for r in (servers, peer)})
+    described = {r.name: r.describe() for r in (servers, peer)}
+    if args.reference_junit:
+        described["reference targets"] = f"read from {shown_path(args.reference_junit)}"
+    text = markdown(result, described)
     args.markdown.parent.mkdir(parents=True, exist_ok=True)
     args.markdown.write_text(text)
     print(text.rsplit("\n## Runs", 1)[0])

@@ -81,12 +81,30 @@ def test_junit_cases_carry_outcome_parameters_and_message(tmp_path: Path) -> Non
 
     cases = read_junit(path)
 
+    module = "suites.test_x"
     assert cases == [
-        Case("test_a", "prosody", "passed"),
-        Case("test_b", "prosody-no-sm-chat", "failed", "Mismatch: available = true\nfull report"),
-        Case("test_c", "ejabberd", "error", "failed on setup\ntrace"),
-        Case("test_d", "", "skipped", "no table"),
+        Case("test_a", "prosody", "passed", "", module),
+        Case(
+            "test_b",
+            "prosody-no-sm-chat",
+            "failed",
+            "Mismatch: available = true\nfull report",
+            module,
+        ),
+        Case("test_c", "ejabberd", "error", "failed on setup\ntrace", module),
+        Case("test_d", "", "skipped", "no table", module),
     ]
+
+
+def test_reference_results_of_an_earlier_run_count_only_the_suites() -> None:
+    cases = [
+        Case("test_sm", "prosody", "passed", "", "suites.test_stream_management"),
+        Case("test_check_fails", "prosody", "passed", "", "tests.test_sm_checks_can_fail"),
+    ]
+
+    kept = sensitivity.suite_cases(cases)
+
+    assert [c.module for c in kept] == ["suites.test_stream_management"]
 
 
 def test_unreadable_junit_is_a_clear_error(tmp_path: Path) -> None:

@@ -9,14 +9,29 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import conftest
-from harness.lab import OWNER_ENV, SHARED_STATE, Lab, LabError, Turns, claim_run, run_folder
+from harness import compose
+from harness.compose import ComposeError, Container, containers_of, states_of
+from harness.lab import (
+    LINGER_MARGIN,
+    OWNER_ENV,
+    SHARED_STATE,
+    Lab,
+    LabError,
+    Turns,
+    claim_run,
+    linger,
+    run_folder,
+)
 from harness.targets import load_catalog, select
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,6 +126,73 @@ def test_shared_turn_inside_a_shared_turn_of_the_same_worker_does_not_queue() ->
     assert nested
     assert lone_entered.wait(5)
     leave_lone.set()
+
+
+def test_lone_turn_waits_for_sessions_held_after_the_last_shared_turn() -> None:
+    sharing, lone = Turns(), Turns()
+    with sharing.take(SERVER, alone=False, timeout=1):
+        pass
+    started = time.monotonic()
+
+    with lone.take(SERVER, alone=True, timeout=5, settle=0.5):
+        waited = time.monotonic() - started
+
+    assert 0.4 <= waited < 2
+
+
+def test_lone_turn_on_a_server_no_test_used_yet_does_not_wait() -> None:
+    lone = Turns()
+    started = time.monotonic()
+
+    with lone.take(SERVER, alone=True, timeout=5, settle=30):
+        waited = time.monotonic() - started
+
+    assert waited < 1
+
+
+def test_sessions_linger_for_the_resume_timeout_where_sm_is_on() -> None:
+    catalog = load_catalog()
+
+    assert linger(catalog["prosody"]) == 5 + LINGER_MARGIN
+    assert linger(catalog["mongooseim-6.1.0-no-sm"]) == 0
+
+
+def test_first_shared_turn_waits_for_the_lone_turns_the_run_expects() -> None:
+    sharing, lone = Turns(), Turns()
+    sharing.expect_lone({SERVER: 1})
+
+    def lone_test() -> None:
+        time.sleep(0.3)
+        with lone.take(SERVER, alone=True, timeout=5):
+            pass
+
+    started = time.monotonic()
+    threading.Thread(target=lone_test).start()
+    with sharing.take(SERVER, alone=False, timeout=5):
+        waited = time.monotonic() - started
+
+    assert 0.25 <= waited < 2
+    assert sharing.lone_turns_ended(SERVER) == 1
+
+
+def test_shared_turn_goes_ahead_when_expected_lone_turns_never_come() -> None:
+    sharing = Turns()
+    sharing.expect_lone({SERVER: 2})
+    started = time.monotonic()
+
+    with sharing.take(SERVER, alone=False, timeout=0.3):
+        waited = time.monotonic() - started
+
+    assert 0.25 <= waited < 2
+
+
+def test_lone_turn_that_fails_still_counts_as_ended() -> None:
+    lone = Turns()
+
+    with pytest.raises(RuntimeError), lone.take(SERVER, alone=True, timeout=5):
+        raise RuntimeError("the test failed")
+
+    assert lone.lone_turns_ended(SERVER) == 1
 
 
 def test_lone_turn_inside_a_shared_one_of_the_same_worker_is_refused() -> None:
@@ -232,3 +314,95 @@ def test_one_worker_modules_are_one_unit_and_other_tests_one_unit_each() -> None
     assert split("suites/test_csi.py::test_b[prosody-chat]") == (
         "suites/test_csi.py::test_b[prosody-chat]"
     )
+
+
+def test_run_order_is_sole_traffic_one_worker_modules_long_tests_then_the_rest() -> None:
+    modules = ["suites/test_csi.py", "suites/test_metrics.py", "suites/test_state_timeout.py"]
+    argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-o", "addopts="]
+
+    done = subprocess.run(
+        [*argv, "-p", "no:cacheprovider", *modules, "--targets=reference"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    collected = [line for line in done.stdout.splitlines() if "::" in line]
+    kinds = [
+        "sole" if "session_counters" in nodeid else nodeid.split("::", 1)[0]
+        for nodeid in collected
+    ]
+    firsts = [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k]
+    assert firsts == [
+        "sole",
+        "suites/test_state_timeout.py",
+        "suites/test_csi.py",
+        "suites/test_metrics.py",
+    ], done.stdout + done.stderr
+    assert kinds.count("sole") == 4
+
+
+# Reading the containers ------------------------------------------------------------------------
+
+
+def inspected(service: str, container: str, ports: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Id": container,
+        "Config": {"Labels": {"com.docker.compose.service": service}},
+        "NetworkSettings": {"Ports": ports},
+    }
+
+
+def test_containers_are_read_by_service_with_their_host_ports() -> None:
+    entries = [
+        inspected(
+            "prosody",
+            "c1",
+            {
+                "5222/tcp": [{"HostIp": "127.0.0.1", "HostPort": "40001"}],
+                "5280/tcp": [{"HostIp": "127.0.0.1", "HostPort": "40002"}],
+                "5269/tcp": None,
+            },
+        ),
+        inspected("ejabberd", "c2", {}),
+    ]
+
+    found = containers_of(entries)
+
+    assert found["prosody"] == Container("c1", {5222: 40001, 5280: 40002})
+    assert found["ejabberd"] == Container("c2", {})
+
+
+def test_port_that_is_not_published_is_a_clear_error() -> None:
+    container = Container("c2", {5222: 40001})
+
+    with pytest.raises(ComposeError) as failure:
+        container.host_port("ejabberd", 5280)
+
+    assert "service ejabberd: port 5280 is not published" in str(failure.value)
+
+
+def test_states_are_matched_to_the_ids_asked_for_and_gone_ones_left_out() -> None:
+    out = "aaaa1111 running healthy\nbbbb2222 exited\n"
+
+    states = states_of(out, ["aaaa", "bbbb", "cccc"])
+
+    assert states == {"aaaa": ("running", "healthy"), "bbbb": ("exited", "")}
+
+
+def test_container_docker_did_not_answer_about_is_asked_again_not_called_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answer = subprocess.CompletedProcess(
+        ["docker"], 1, stdout="aaaa1111 running healthy\n", stderr="Error: No such object: cccc"
+    )
+    monkeypatch.setattr(compose, "docker", lambda *args, **kwargs: answer)
+
+    states = compose.ComposeProject("xc-test")._states(["aaaa", "bbbb", "cccc"])
+
+    assert states == {
+        "aaaa": ("running", "healthy"),
+        "bbbb": ("unknown", ""),
+        "cccc": ("gone", ""),
+    }

@@ -21,13 +21,13 @@ STAMP := .stamps
 
 # Each run starts from empty Allure results; the report keeps the trend in
 # reports/allure-history.jsonl. The report is built also when tests failed, and the make
-# target then fails with pytest's exit status.
+# target then fails with pytest's exit status. The workers share one set of servers.
 conformance: setup docker report-tools
-	$(BIN)/pytest suites/ --targets=$(TARGETS) --clean-alluredir $(PYTEST_ARGS); \
+	$(BIN)/pytest suites/ --targets=$(TARGETS) -n $(WORKERS) --clean-alluredir $(PYTEST_ARGS); \
 	status=$$?; bash scripts/report.sh build || status=$$((status ? status : 1)); exit $$status
 
-# The workers of a run share one set of servers (see README, Performance); WORKERS=0 runs
-# everything in one process. `make test` ends with the sensitivity self-test.
+# WORKERS=0 runs everything in one process (see README, Performance). `make test` ends with
+# the sensitivity self-test.
 test: setup docker lint actionlint report-tools
 	$(BIN)/pytest tests/ suites/ --targets=reference -n $(WORKERS) --clean-alluredir \
 	  $(PYTEST_ARGS); \

@@ -14,7 +14,10 @@ Measures, in one run:
   ([timeouts] pre_session_timeout, [stream_management] resume_timeout). A lane is one
   xdist worker: it runs one test at a time, and all lanes share the servers, which boot
   once. No lane can finish before the servers are up and its longest configured wait is
-  over, so no run can end before the floor, however many lanes it has.
+  over, so no run can end before the floor, however many lanes it has;
+- the check floor: the slowest boot plus the longest single test body (pytest's `call`
+  phase, read from `--durations`). One test's steps run one after another (a CSI check
+  watches a QUIET window after each step), so no number of lanes ends a run sooner.
 
 Writes reports/bench/time-to-verdict.json and .md and prints the table.
 
@@ -51,6 +54,8 @@ BENCH_BASE = "xc-bench/debian-base:cold"
 # Profile keys that are waits a check must sit through, in seconds.
 WAIT_KEYS = (("timeouts", "pre_session_timeout"), ("stream_management", "resume_timeout"))
 SUMMARY = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)")
+# A line of pytest's --durations table: "6.85s call     suites/test_csi.py::test_x[prosody]".
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)s call\s+(\S+)", re.MULTILINE)
 
 
 def say(message: str) -> None:
@@ -69,9 +74,24 @@ def timed(argv: list[str], log_name: str) -> dict[str, Any]:
     with log_path.open("w") as out:
         done = subprocess.run(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     seconds = time.monotonic() - started
-    tail = log_path.read_text(errors="replace").splitlines()[-1:]
+    text = log_path.read_text(errors="replace")
+    tail = text.splitlines()[-1:]
     counts = {kind: int(n) for n, kind in SUMMARY.findall(tail[0] if tail else "")}
-    return {"seconds": round(seconds, 1), "exit": done.returncode, "counts": counts}
+    result: dict[str, Any] = {
+        "seconds": round(seconds, 1),
+        "exit": done.returncode,
+        "counts": counts,
+    }
+    longest = longest_call(text)
+    if longest is not None:
+        result["longest_call"] = {"seconds": longest[0], "test": longest[1]}
+    return result
+
+
+def longest_call(output: str) -> tuple[float, str] | None:
+    """The slowest test body in a pytest output that has a --durations table."""
+    calls = [(float(seconds), test) for seconds, test in DURATION.findall(output)]
+    return max(calls) if calls else None
 
 
 # -- builds --------------------------------------------------------------------------------
@@ -143,7 +163,7 @@ def suite_times() -> dict[str, dict[str, Any]]:
 
 
 def total_time(workers: int) -> dict[str, Any]:
-    argv = [*PYTEST, "suites/", "--targets=reference"]
+    argv = [*PYTEST, "suites/", "--targets=reference", "--durations=5"]
     if workers > 1:
         argv += ["-n", str(workers)]
     return timed(argv, f"all-suites-n{workers}")
@@ -161,10 +181,19 @@ def longest_waits() -> dict[str, dict[str, float]]:
     return waits
 
 
+def longest_check(totals: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The slowest test body of the one-worker run (no other worker slows it down), or of
+    the run with the fewest workers that reported one."""
+    for workers in sorted(totals, key=int):
+        if "longest_call" in totals[workers]:
+            return dict(totals[workers]["longest_call"])
+    raise SystemExit("no run printed a --durations table; see the logs in reports/bench/")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--skip-cold", action="store_true", help="do not build from nothing")
-    parser.add_argument("--workers", default="1,2,3,4,6,8", help="xdist worker counts to time")
+    parser.add_argument("--workers", default="1,2,4,8,12", help="xdist worker counts to time")
     parser.add_argument("--copies", default="1,2,3,4", help="server sets to boot at once")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -192,6 +221,8 @@ def main() -> None:
     longest = max(v for w in waits.values() for v in w.values())
     floor = slowest_boot + longest
     best = min(totals, key=lambda w: totals[w]["seconds"])
+    check = longest_check(totals)
+    check_floor = slowest_boot + check["seconds"]
     result = {
         "machine": {"cores": os.cpu_count(), "load_before": load_before},
         "image_build": builds,
@@ -205,8 +236,17 @@ def main() -> None:
             "floor_s": round(floor, 1),
             "lane": "one xdist worker: one test at a time; all lanes share one server set",
         },
+        "check_floor": {
+            "slowest_boot_s": slowest_boot,
+            "longest_test_s": check["seconds"],
+            "longest_test": check["test"],
+            "floor_s": round(check_floor, 1),
+        },
         "best_workers": int(best),
         "ratio_total_to_floor": {w: round(t["seconds"] / floor, 2) for w, t in totals.items()},
+        "ratio_total_to_check_floor": {
+            w: round(t["seconds"] / check_floor, 2) for w, t in totals.items()
+        },
     }
     result["machine"]["load_after"] = os.getloadavg()
     (OUT / "time-to-verdict.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -238,10 +278,16 @@ def render(result: dict[str, Any]) -> str:
         f"{floor['longest_configured_wait_s']} | {floor['floor_s']} |"
     )
     lines.append(f"| lane | {floor['lane']} |")
+    check = result["check_floor"]
+    lines.append(
+        f"| check floor: slowest boot {check['slowest_boot_s']} + longest test body "
+        f"{check['longest_test_s']} ({check['longest_test']}) | {check['floor_s']} |"
+    )
     best = str(result["best_workers"])
     lines.append(
         f"| best: -n {best} | {result['all_suites_by_workers'][best]['seconds']} "
-        f"(ratio {result['ratio_total_to_floor'][best]}) |"
+        f"(ratio {result['ratio_total_to_floor'][best]} to the floor, "
+        f"{result['ratio_total_to_check_floor'][best]} to the check floor) |"
     )
     return "\n".join(lines) + "\n"
 

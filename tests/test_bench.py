@@ -1,0 +1,58 @@
+"""The time-to-verdict bench reads the slowest test body from pytest's durations table."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "time_to_verdict", ROOT / "bench" / "time_to_verdict.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+OUTPUT = """\
+============================= slowest 3 durations ==============================
+8.02s setup    suites/test_metrics.py::test_logins_raise_session_counters[prosody]
+6.85s call     suites/test_csi.py::test_buffer_overflow_flushes_whole_buffer[prosody]
+6.27s call     suites/test_stream_management.py::test_held_session_expires[prosody]
+147 passed, 41 skipped in 33.29s
+"""
+
+
+def test_longest_call_is_the_slowest_test_body_not_a_fixture_setup() -> None:
+    longest = bench().longest_call(OUTPUT)
+
+    assert longest == (
+        6.85,
+        "suites/test_csi.py::test_buffer_overflow_flushes_whole_buffer[prosody]",
+    )
+
+
+def test_output_without_a_durations_table_has_no_longest_call() -> None:
+    assert bench().longest_call("147 passed in 33.29s\n") is None
+
+
+def test_check_floor_comes_from_the_run_with_the_fewest_workers() -> None:
+    totals = {
+        "8": {"seconds": 33.0, "longest_call": {"seconds": 7.5, "test": "b"}},
+        "1": {"seconds": 160.0, "longest_call": {"seconds": 6.8, "test": "a"}},
+    }
+
+    assert bench().longest_check(totals) == {"seconds": 6.8, "test": "a"}
+
+
+def test_runs_without_durations_give_a_clear_error() -> None:
+    with pytest.raises(SystemExit, match="no run printed a --durations table"):
+        bench().longest_check({"1": {"seconds": 160.0}})

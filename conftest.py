@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import logging
 import shutil
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -37,7 +38,17 @@ from clients.raw import RawStream
 from clients.slixmpp_chat import SlixmppChat
 from clients.transcript import Transcript
 from harness.cleanup import remove_run
-from harness.lab import TURNS, Lab, claim_run, linger, run_id, server_key, stop_shared
+from harness.lab import (
+    SHARED_START_TIMEOUT,
+    TURNS,
+    Lab,
+    LabError,
+    claim_run,
+    linger,
+    run_id,
+    server_key,
+    stop_shared,
+)
 from harness.targets import Target, TargetError, load_catalog, select
 
 pytest_plugins = ["harness.reporting"]
@@ -99,12 +110,58 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under xdist, the controller starts the shared servers while the workers start and
+    collect (about as long as a boot on 2 cores); the workers then find them up. Any
+    failure here is only logged: the first worker that needs the servers tries again and
+    reports why they are not there."""
+    config = session.config
+    if hasattr(config, "workerinput") or not boots_early(config):
+        return
+    targets = chosen_targets(config)
+    if not any(t.managed for t in targets):
+        return
+    boot = threading.Thread(target=boot_shared, args=(targets,), name="xc-boot", daemon=True)
+    config._xc_boot = boot  # type: ignore[attr-defined]
+    boot.start()
+
+
+def boots_early(config: pytest.Config) -> bool:
+    """Whether the controller starts the servers itself: only with xdist workers and when
+    the suites are among the paths run (the harness's own tests alone may need none)."""
+    if not config.getoption("numprocesses", None) or config.option.collectonly:
+        return False
+    return runs_suites(config.args, config.rootpath, config.invocation_params.dir)
+
+
+def runs_suites(args: list[str], root: Path, cwd: Path) -> bool:
+    """Whether the paths pytest was given (none: the testpaths) hold a suite module."""
+    suites = root / "suites"
+    paths = [(cwd / str(a).split("::", 1)[0]).resolve() for a in args] or [suites]
+    return any(p.is_relative_to(suites) or suites.is_relative_to(p) for p in paths)
+
+
+def boot_shared(targets: list[Target]) -> None:
+    started = time.monotonic()
+    lab = Lab(progress=lambda message: log.info("%s", message))
+    try:
+        lab.start_shared(targets)
+    except (LabError, OSError) as exc:
+        log.warning("servers not started before the workers: %s", exc)
+        return
+    log.info("servers started before the workers in %.1f s", time.monotonic() - started)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """The controller's last word: nothing of this run may outlive it (a killed worker
     cannot tear down its own compose project). The workers' shared project is removed
     here, or named when --keep-servers keeps it."""
     if hasattr(config, "workerinput") or shutil.which("docker") is None:
         return
+    boot: threading.Thread | None = getattr(config, "_xc_boot", None)
+    if boot is not None:
+        # A run stopped during the boot: let it finish, so that what it starts is removed.
+        boot.join(timeout=SHARED_START_TIMEOUT)
     keep = bool(config.getoption("--keep-servers", False))
     shared = stop_shared(keep)
     if keep:

@@ -294,6 +294,23 @@ def test_target_missing_from_the_shared_state_is_broken_with_the_reason() -> Non
 # Scheduling ------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["tests/", "suites/"], True),
+        (["suites/test_csi.py::test_x[prosody]"], True),
+        (["."], True),
+        ([], True),
+        (["tests/"], False),
+        (["tests/test_bench.py"], False),
+    ],
+)
+def test_controller_starts_the_servers_early_only_when_suites_run(
+    args: list[str], expected: bool
+) -> None:
+    assert conftest.runs_suites(args, ROOT, ROOT) is expected
+
+
 def test_every_module_with_module_scoped_fixtures_runs_on_one_worker() -> None:
     stateful = {
         str(path.relative_to(ROOT))

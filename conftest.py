@@ -4,9 +4,10 @@
 or `all`); `--targets-file` adds servers that are already running. The servers of the
 catalog are started once per run with Docker Compose and removed at the end, also after a
 failure or Ctrl-C, unless `--keep-servers` is given. Under pytest-xdist (`-n N`) the
-workers share those servers: the first worker that needs them starts them and the
-controller removes them; a test marked `sole_traffic` gets its server to itself, and a
-module with module-scoped state runs whole on one worker.
+workers share those servers: the controller starts them while the workers start (or, when
+it did not, the first worker that needs them), and the controller removes them; a test
+marked `sole_traffic` gets its server to itself, and a module with module-scoped state
+runs whole on one worker.
 """
 
 from __future__ import annotations

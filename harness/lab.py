@@ -5,9 +5,10 @@ targets from a `--targets-file` are already running and are only checked for a T
 answer. A target that cannot start does not stop the others: its tests fail with the
 reason, the service's last log lines and its full log attached to the report.
 
-Under pytest-xdist the workers share one set of servers (`start_shared`): the first worker
-that needs them starts them in the compose project `xc-<run id>-shared` and writes where
-they listen to the run's folder; the others wait for that, bounded, and read it. The
+Under pytest-xdist the workers share one set of servers (`start_shared`): the controller
+(while the workers start), or else the first worker that needs them, starts them in the
+compose project `xc-<run id>-shared` and writes where they listen to the run's folder;
+the others wait for that, bounded, and read it. The
 controller removes the project at the end of the run (`stop_shared`). A test whose
 observation any other client would disturb (a gauge of sessions online) takes its server's
 turn alone (`server_turn`); every other test shares it.

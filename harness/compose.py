@@ -87,10 +87,12 @@ class Container:
 
 @dataclass
 class Startup:
-    """Seconds each service took to become healthy, and why the others did not."""
+    """Seconds each service took to become healthy, why the others did not, and the
+    project's containers as read once they were started (their ports are published then)."""
 
     ready: dict[str, float] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    containers: dict[str, Container] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,8 +164,8 @@ class ComposeProject:
         return self.wait_healthy(services, started, timeout)
 
     def wait_healthy(self, services: list[str], started: float, timeout: float) -> Startup:
-        startup = Startup()
-        known = self.containers()
+        startup = Startup(containers=self.containers())
+        known = startup.containers
         pending = {s: known[s].id if s in known else self.container_id(s) for s in services}
         deadline = started + timeout
         while pending:
@@ -200,22 +202,16 @@ class ComposeProject:
         ).stdout.split()
         if not ids:
             return {}
-        return containers_of(json.loads(docker("inspect", *ids).stdout))
+        try:
+            return containers_of(json.loads(docker("inspect", *ids).stdout))
+        except (ValueError, KeyError) as exc:
+            raise ComposeError(f"containers not readable: {exc}") from None
 
     def container_id(self, service: str) -> str:
         container = self.run("ps", "-q", service, timeout=60).strip()
         if not container:
             raise ComposeError(f"service {service} has no container in project {self.name}")
         return container.splitlines()[0]
-
-    def host_port(self, service: str, container_port: int) -> int:
-        out = self.run("port", service, str(container_port), timeout=60).strip()
-        try:
-            return int(out.rsplit(":", 1)[1])
-        except (IndexError, ValueError):
-            raise ComposeError(
-                f"service {service}: port {container_port} is not published ({out!r})"
-            ) from None
 
     def logs(self, service: str, tail: int | None = None) -> str:
         args = ["logs", "--no-color"]

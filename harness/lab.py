@@ -413,17 +413,12 @@ class Lab:
             self.broken.update((t.name, str(exc)) for t in targets)
             return
         self.boot_seconds.update(startup.ready)
-        try:
-            containers = self.project.containers()
-        except (ComposeError, ValueError, KeyError) as exc:
-            self.broken.update((t.name, f"containers not readable: {exc}") for t in targets)
-            return
         for target in targets:
             failures = [startup.failed[s] for s in target.services if s in startup.failed]
             if failures:
                 self.broken[target.name] = "\n".join(failures)
                 continue
-            self._resolve(target, containers)
+            self._resolve(target, startup.containers)
 
     def _resolve(self, target: Target, containers: dict[str, Container]) -> None:
         try:

@@ -109,6 +109,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "sole_traffic: the test reads what every session on its server moves (gauges of "
         "sessions online), so no other test may use that server meanwhile",
     )
+    config.addinivalue_line(
+        "markers",
+        "batched(quiet_start=False): the module's checks run side by side in one batch "
+        "(suites/batch.py), which holds the server turns; with quiet_start they set up "
+        "while nothing else uses the servers",
+    )
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -173,12 +179,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         log.warning("%s was left behind and is now removed", name)
 
 
-# Test modules that keep state in module-scoped fixtures: the idle watches of a target, the
-# pools of config trials, the cluster rehearsal (its last test splits the cluster), a
-# nested pytest run whose results several tests read. Under xdist each runs whole on one
+# Test modules that keep state in module- or session-scoped fixtures: the idle watches of a
+# target, the batches of checks (suites/batch.py), the pools of config trials, the
+# cluster rehearsal (its last test splits the cluster), a nested pytest run whose results
+# several tests read. Under xdist each runs whole on one
 # worker; tests/test_shared_servers.py keeps this list complete.
 ONE_WORKER_MODULES = (
     "suites/test_state_timeout.py",
+    "suites/test_csi.py",
+    "suites/test_stream_management.py",
     "suites/test_config_migration.py",
     "suites/test_mixed_cluster.py",
     "tests/test_timeout_checks_can_fail.py",
@@ -208,26 +217,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return StatefulModulesTogether(config, log)
 
 
-# Modules whose tests each watch several quiet windows or a server timeout: seconds per
-# test, where most others take a fraction of one. Started early, they do not end a run
-# alone on one worker.
-LONG_TEST_MODULES = ("suites/test_csi.py", "suites/test_stream_management.py")
-
-
 def run_order(item: pytest.Item) -> int:
     """Where a test goes in the run: `sole_traffic` tests first, while no earlier test has
     left a session behind that its server still holds (a lone turn would otherwise wait
     out the resume timeout of such sessions, see harness.lab.Turns); then the modules
-    that run whole on one worker, the longest units; then the modules of long tests;
-    then everything else."""
+    that run whole on one worker, the longest units (the batches of suites/batch.py
+    among them); then everything else."""
     module = item.nodeid.split("::", 1)[0]
     if item.get_closest_marker("sole_traffic") is not None:
         return 0
     if module in ONE_WORKER_MODULES:
         return 1
-    if module in LONG_TEST_MODULES:
-        return 2
-    return 3
+    return 2
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -300,14 +301,23 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
 
 
 def lone_turns(items: list[pytest.Item], lab: Lab) -> dict[str, int]:
-    """How many tests of the run need each running server to themselves."""
+    """How many lone turns each running server will see in the run: one per test marked
+    `sole_traffic`, and one per batch with a quiet start (suites/batch.py) that has
+    checks on it."""
     counts: dict[str, int] = {}
+    quiet_starts: set[tuple[str, str]] = set()
     for item in items:
         callspec = getattr(item, "callspec", None)
         name = callspec.params.get("target_name") if callspec is not None else None
-        if item.get_closest_marker("sole_traffic") is None or name not in lab.ready:
+        if name not in lab.ready:
             continue
         server = server_key(lab.ready[name])
+        if item.get_closest_marker("sole_traffic") is not None:
+            counts[server] = counts.get(server, 0) + 1
+        batched = item.get_closest_marker("batched")
+        if batched is not None and batched.kwargs.get("quiet_start"):
+            quiet_starts.add((item.nodeid.split("::", 1)[0], server))
+    for _module, server in quiet_starts:
         counts[server] = counts.get(server, 0) + 1
     return counts
 
@@ -316,7 +326,8 @@ def lone_turns(items: list[pytest.Item], lab: Lab) -> dict[str, int]:
 def server_turn(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every test on a server takes a turn on it: shared, or alone for `sole_traffic` (once
     the sessions earlier tests left held for resumption have ended)."""
-    if "target_name" not in request.fixturenames:
+    if "target_name" not in request.fixturenames or request.node.get_closest_marker("batched"):
+        # A batched test's check runs in its batch, which holds the turns (suites/batch.py).
         yield
         return
     target: Target = request.getfixturevalue("target")

@@ -65,6 +65,46 @@ def docker(
     return done
 
 
+# Where a build of a local image is recorded: the image's and its base's ids then.
+STAMPS = ROOT / ".stamps" / "images"
+
+
+@dataclass
+class BuildStamp:
+    """The last build of a service's image, so that an unchanged one is not built again.
+
+    Current when the image and the base image have the ids recorded at that build and no
+    file of the build context is newer than the record; anything else (a changed file, a
+    checkout, an image removed or built by hand) builds again, and Docker's cache keeps
+    that cheap."""
+
+    service: str
+    context: Path
+    image: str
+
+    @property
+    def path(self) -> Path:
+        return STAMPS / self.service
+
+    def current(self) -> bool:
+        if not self.path.is_file():
+            return False
+        if self.path.read_text().split() != [image_id(self.image), image_id(BASE_IMAGE)]:
+            return False
+        built = self.path.stat().st_mtime
+        return all(f.stat().st_mtime < built for f in self.context.rglob("*") if f.is_file())
+
+    def write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(f"{image_id(self.image)} {image_id(BASE_IMAGE)}\n")
+
+
+def image_id(image: str) -> str:
+    """The image's id, "" when it is not present."""
+    done = docker("image", "inspect", "-f", "{{.Id}}", image, check=False, timeout=30)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
 def image_present(image: str) -> bool:
     return docker("image", "inspect", image, check=False, timeout=30).returncode == 0
 
@@ -133,14 +173,24 @@ class ComposeProject:
         for service in services:
             if service not in to_build:
                 self._require_image(service, str(spec[service]["image"]))
-        if to_build:
-            if not image_present(BASE_IMAGE):
-                self.progress(f"building base image {BASE_IMAGE} with debootstrap (about 1 min)")
-                subprocess.run(["bash", str(BASE_SCRIPT), BASE_IMAGE], check=True, timeout=900)
-            started = time.monotonic()
-            self.progress(f"building images for {', '.join(to_build)}")
-            self.run("build", *to_build, timeout=1200)
-            self.progress(f"images ready in {time.monotonic() - started:.1f} s")
+        if not to_build:
+            return
+        if not image_present(BASE_IMAGE):
+            self.progress(f"building base image {BASE_IMAGE} with debootstrap (about 1 min)")
+            subprocess.run(["bash", str(BASE_SCRIPT), BASE_IMAGE], check=True, timeout=900)
+        stamps = {
+            s: BuildStamp(s, ROOT / str(spec[s]["build"]), str(spec[s]["image"])) for s in to_build
+        }
+        stale = [s for s in to_build if not stamps[s].current()]
+        if not stale:
+            self.progress(f"images of {', '.join(to_build)} are up to date with their sources")
+            return
+        started = time.monotonic()
+        self.progress(f"building images for {', '.join(stale)}")
+        self.run("build", *stale, timeout=1200)
+        for service in stale:
+            stamps[service].write()
+        self.progress(f"images ready in {time.monotonic() - started:.1f} s")
 
     def _require_image(self, service: str, image: str) -> None:
         if image_present(image):
@@ -220,7 +270,21 @@ class ComposeProject:
         return self.run(*args, service, timeout=60, check=False)
 
     def down(self) -> None:
+        """Removes the project. The servers are the run's own and nothing of theirs is
+        kept, so their containers are killed at once instead of stopped (a stop waits for
+        ejabberd up to the timeout); `down` then removes the network and volumes."""
         self.progress(f"removing compose project {self.name}")
+        listed = docker(
+            "ps",
+            "-aq",
+            "--filter",
+            f"label=com.docker.compose.project={self.name}",
+            check=False,
+            timeout=60,
+        )
+        ids = listed.stdout.split()
+        if ids:
+            docker("rm", "-f", "-v", *ids, check=False, timeout=120)
         self.run("down", "-v", "-t", "2", "--remove-orphans", timeout=300, check=False)
 
     def _states(self, containers: list[str]) -> dict[str, tuple[str, str]]:

@@ -147,6 +147,9 @@ def run_trial(image: str, launcher: Launcher, fixture: Path) -> TrialOutcome:
 
 def _run_args(name: str, image: str, launcher: Launcher, fixture: Path) -> list[str]:
     args = ["run", "-d", "--name", name, "--label", "xmpp-conformance.trial=1"]
+    # A trial is watched by _watch; an image's own health check would only add load (and
+    # ejabberd's `ejabberdctl status` can race the starting node for its cookie file).
+    args += ["--no-healthcheck"]
     # The run's controller removes what a killed worker could not (harness.cleanup).
     args += ["--label", f"{RUN_LABEL}={run_id()}"]
     if launcher.hostname:

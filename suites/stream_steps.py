@@ -22,6 +22,7 @@ from clients.transcript import Transcript
 from harness.judges.answers import Expected, Reply, stream_errors
 from harness.judges.pre_session import SaslRun
 from harness.judges.timeouts import IdleClose
+from suites.batch import measured, steady
 from suites.steps import QUIET, WAIT
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ KEEPALIVE_EVERY = 0.5
 def report(name: str, value: str) -> None:
     """Shows a measured value in the report (not part of the test's identity) and the log."""
     log.info("measured %s: %s", name, value)
-    allure.dynamic.parameter(name, value, excluded=True)
+    if not measured(name, value):
+        allure.dynamic.parameter(name, value, excluded=True)
 
 
 def compress_request(method: str | None) -> str:
@@ -118,6 +120,7 @@ async def watch_idle(
     )
     try:
         since = await reach_stage(stream, stage, account, f"idle-{stage}")
+        steady()
         mark = stream.inbox.mark() if stage != "connect" else 0
         return await watch_until_closed(stream, stage, since, mark, watch, keepalive)
     finally:

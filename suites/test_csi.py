@@ -16,13 +16,19 @@ acks) can flush a server's buffer by accident. Each check runs a list of steps; 
 each one it waits for what the profile's model says arrives there, or watches the QUIET
 window when nothing should; the judge then compares every stanza's arrival with the
 model's. What a target must show comes from its profile's [csi] table.
+
+The checks of all these tests, on every target, run side by side (suites/batch.py): each
+is mostly quiet windows, so together they take about as long as the slowest one. The
+test `test_<name>` passes or fails as its check `check_<name>` did.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -42,12 +48,14 @@ from harness.judges.csi import (
     csi_step,
     stanza_step,
 )
+from harness.lab import Lab
 from harness.targets import Target
+from suites.batch import Batch, cases_of
 from suites.steps import QUIET, WAIT
 
 log = logging.getLogger(__name__)
 
-pytestmark = pytest.mark.area("csi")
+pytestmark = [pytest.mark.area("csi"), pytest.mark.batched]
 
 # Kinds some server keeps only the newest of, per sender (ejabberd's mod_client_state).
 COALESCIBLE = ("presence", "chat_state")
@@ -56,12 +64,77 @@ COALESCIBLE = ("presence", "chat_state")
 FILL_ORDER = ("chat", "chat_state", "presence", "iq")
 
 
-@pytest.fixture
-def want(target: Target) -> CsiExpect:
+# The longest a check may take: logins and a dozen steps of up to WAIT + QUIET each.
+BOUND = 150.0
+
+
+@pytest.fixture(scope="session")
+def csi(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Batch]:
+    """The checks of every selected test of this module, started together (suites/batch.py)."""
+    cases = cases_of(sys.modules[__name__], request.session.items, lab, csi_of)
+    batch = Batch("csi", cases, BOUND, lab)
+    yield batch.start()
+    batch.close()
+
+
+def csi_of(target: Target) -> CsiExpect:
     return CsiExpect.of(target.profile)
 
 
-async def test_csi_is_advertised_in_stream_features_as_profile_states(
+def test_csi_is_advertised_in_stream_features_as_profile_states(
+    target: Target, csi: Batch, request: pytest.FixtureRequest
+) -> None:
+    csi.outcome(request)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_stanza_kind_for_inactive_client_is_handled_as_profile_states(
+    target: Target, csi: Batch, request: pytest.FixtureRequest, kind: str
+) -> None:
+    csi.outcome(request)
+
+
+@pytest.mark.parametrize("kind", COALESCIBLE)
+def test_newer_held_stanza_joins_or_replaces_older_one(
+    target: Target, csi: Batch, request: pytest.FixtureRequest, kind: str
+) -> None:
+    csi.outcome(request)
+
+
+def test_buffer_overflow_flushes_whole_buffer_and_stays_inactive(
+    target: Target, csi: Batch, request: pytest.FixtureRequest
+) -> None:
+    csi.outcome(request)
+
+
+def test_stanza_after_a_flush_is_held_again(
+    target: Target, csi: Batch, request: pytest.FixtureRequest
+) -> None:
+    csi.outcome(request)
+
+
+def test_second_inactive_keeps_held_stanzas(
+    target: Target, csi: Batch, request: pytest.FixtureRequest
+) -> None:
+    csi.outcome(request)
+
+
+def test_sm_ack_is_answered_while_inactive(
+    target: Target, csi: Batch, request: pytest.FixtureRequest
+) -> None:
+    csi.outcome(request)
+
+
+def test_unknown_csi_element_is_answered_as_profile_states(
+    target: Target, csi: Batch, request: pytest.FixtureRequest
+) -> None:
+    csi.outcome(request)
+
+
+# -- checks: observe, then judge -----------------------------------------------------------
+
+
+async def check_csi_is_advertised_in_stream_features_as_profile_states(
     target: Target, users: Users, sessions: Sessions, want: CsiExpect
 ) -> None:
     (account,) = await users.create("bob")
@@ -76,8 +149,7 @@ async def test_csi_is_advertised_in_stream_features_as_profile_states(
     verdict(problems, target.profile.name)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_stanza_kind_for_inactive_client_is_handled_as_profile_states(
+async def check_stanza_kind_for_inactive_client_is_handled_as_profile_states(
     target: Target, users: Users, sessions: Sessions, want: CsiExpect, kind: str
 ) -> None:
     party = await given_party(users, sessions)
@@ -94,8 +166,7 @@ async def test_stanza_kind_for_inactive_client_is_handled_as_profile_states(
     verdict(judge.judge_timeline(want, seen), target.profile.name)
 
 
-@pytest.mark.parametrize("kind", COALESCIBLE)
-async def test_newer_held_stanza_joins_or_replaces_older_one(
+async def check_newer_held_stanza_joins_or_replaces_older_one(
     target: Target, users: Users, sessions: Sessions, want: CsiExpect, kind: str
 ) -> None:
     party = await given_party(users, sessions)
@@ -111,7 +182,7 @@ async def test_newer_held_stanza_joins_or_replaces_older_one(
     verdict(judge.judge_timeline(want, seen), target.profile.name)
 
 
-async def test_buffer_overflow_flushes_whole_buffer_and_stays_inactive(
+async def check_buffer_overflow_flushes_whole_buffer_and_stays_inactive(
     target: Target, users: Users, sessions: Sessions, want: CsiExpect
 ) -> None:
     if want.buffer_max == 0:
@@ -125,7 +196,7 @@ async def test_buffer_overflow_flushes_whole_buffer_and_stays_inactive(
     verdict(judge.judge_timeline(want, seen), target.profile.name)
 
 
-async def test_stanza_after_a_flush_is_held_again(
+async def check_stanza_after_a_flush_is_held_again(
     target: Target, users: Users, sessions: Sessions, want: CsiExpect
 ) -> None:
     flushing = [k for k in KINDS if want.hold(k) in ("flushes", "flushes_sender")]
@@ -149,7 +220,7 @@ async def test_stanza_after_a_flush_is_held_again(
     verdict(judge.judge_timeline(want, seen), target.profile.name)
 
 
-async def test_second_inactive_keeps_held_stanzas(
+async def check_second_inactive_keeps_held_stanzas(
     target: Target, users: Users, sessions: Sessions, want: CsiExpect
 ) -> None:
     party = await given_party(users, sessions)
@@ -168,7 +239,7 @@ async def test_second_inactive_keeps_held_stanzas(
     verdict(judge.judge_timeline(want, seen), target.profile.name)
 
 
-async def test_sm_ack_is_answered_while_inactive(
+async def check_sm_ack_is_answered_while_inactive(
     target: Target, users: Users, sessions: Sessions, want: CsiExpect
 ) -> None:
     party = await given_party(users, sessions)
@@ -189,7 +260,7 @@ async def test_sm_ack_is_answered_while_inactive(
     verdict(judge.judge_sm_ack(want, judge.AckSeen(features, enabled, seen)), target.profile.name)
 
 
-async def test_unknown_csi_element_is_answered_as_profile_states(
+async def check_unknown_csi_element_is_answered_as_profile_states(
     target: Target, users: Users, sessions: Sessions, want: CsiExpect
 ) -> None:
     (account,) = await users.create("bob")

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 
 import pytest
 
@@ -60,26 +62,144 @@ from harness.judges.stream_management import (
     SMExpect,
     Watch,
 )
+from harness.lab import Lab
 from harness.targets import Target
+from suites.batch import Batch, cases_of
 from suites.steps import QUIET, WAIT, online
 from suites.test_presence import given_contacts
 
 log = logging.getLogger(__name__)
 
-pytestmark = pytest.mark.area("stream_management")
+pytestmark = [pytest.mark.area("stream_management"), pytest.mark.batched]
 
 # A previd no server issued (base64 of "not-a-real-smid-value-xxx").
 UNKNOWN_PREVID = "bm90LWEtcmVhbC1zbWlkLXZhbHVlLXh4eA=="
 # How long past resume_timeout a server may take to end a held session.
 AFTER_EXPIRY = 2.0
+# The longest a check may take besides a held session's resume_timeout: logins and steps.
+BOUND = 150.0
 
 
-@pytest.fixture
-def want(target: Target) -> SMExpect:
+def sm_of(target: Target) -> SMExpect:
     return SMExpect.of(target.profile)
 
 
-async def test_sm_is_advertised_in_stream_features_as_profile_says(
+def bound(target: Target) -> float:
+    table = target.profile.data.get(judge.AREA, {})
+    return BOUND + float(table.get("resume_timeout", 0) if isinstance(table, dict) else 0)
+
+
+@pytest.fixture(scope="session")
+def sm(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Batch]:
+    """The checks of every selected test of this module, started together (suites/batch.py)."""
+    cases = cases_of(sys.modules[__name__], request.session.items, lab, sm_of)
+    batch = Batch("stream-management", cases, bound, lab)
+    yield batch.start()
+    batch.close()
+
+
+def test_sm_is_advertised_in_stream_features_as_profile_says(
+    target: Target, sm: Batch, request: pytest.FixtureRequest
+) -> None:
+    sm.outcome(request)
+
+
+@pytest.mark.parametrize("resume", [False, True], ids=["plain", "resume"])
+def test_enable_is_answered_as_profile_says(
+    target: Target, sm: Batch, request: pytest.FixtureRequest, resume: bool
+) -> None:
+    sm.outcome(request)
+
+
+def test_library_session_gets_sm_with_resumption(
+    target: Target, sm: Batch, request: pytest.FixtureRequest, stack: str
+) -> None:
+    sm.outcome(request)
+
+
+def test_server_acks_count_the_client_stanzas_exactly(
+    target: Target, sm: Batch, request: pytest.FixtureRequest
+) -> None:
+    sm.outcome(request)
+
+
+def test_server_requests_acks_after_deliveries_as_profile_says(
+    target: Target, sm: Batch, request: pytest.FixtureRequest
+) -> None:
+    sm.outcome(request)
+
+
+def test_ack_without_h_is_refused_as_profile_says(
+    target: Target, sm: Batch, request: pytest.FixtureRequest
+) -> None:
+    sm.outcome(request)
+
+
+def test_ack_above_the_sent_count_is_refused_as_profile_says(
+    target: Target, sm: Batch, request: pytest.FixtureRequest
+) -> None:
+    sm.outcome(request)
+
+
+def test_resumed_session_redelivers_unacked_messages(
+    target: Target, sm: Batch, request: pytest.FixtureRequest, stack: str
+) -> None:
+    sm.outcome(request)
+
+
+def test_resume_redelivers_exactly_the_messages_the_client_did_not_handle(
+    target: Target, sm: Batch, request: pytest.FixtureRequest
+) -> None:
+    sm.outcome(request)
+
+
+def test_resume_ends_the_old_connection_as_profile_says(
+    target: Target, sm: Batch, request: pytest.FixtureRequest
+) -> None:
+    sm.outcome(request)
+
+
+def test_resume_with_unknown_id_fails_and_bind_still_works(
+    target: Target, sm: Batch, request: pytest.FixtureRequest
+) -> None:
+    sm.outcome(request)
+
+
+def test_resume_after_bind_is_refused_as_profile_says(
+    target: Target, sm: Batch, request: pytest.FixtureRequest
+) -> None:
+    sm.outcome(request)
+
+
+def test_enable_twice_is_refused_as_profile_says(
+    target: Target, sm: Batch, request: pytest.FixtureRequest
+) -> None:
+    sm.outcome(request)
+
+
+@pytest.mark.parametrize("stage", ["auth", "bind"])
+def test_enable_before_bind_is_refused_as_profile_says(
+    target: Target, sm: Batch, request: pytest.FixtureRequest, stage: str
+) -> None:
+    sm.outcome(request)
+
+
+def test_held_session_expires_after_resume_timeout(
+    target: Target, sm: Batch, request: pytest.FixtureRequest
+) -> None:
+    sm.outcome(request)
+
+
+def test_drop_without_resume_follows_profile(
+    target: Target, sm: Batch, request: pytest.FixtureRequest
+) -> None:
+    sm.outcome(request)
+
+
+# -- checks: observe, then judge -----------------------------------------------------------
+
+
+async def check_sm_is_advertised_in_stream_features_as_profile_says(
     target: Target, users: Users, sessions: Sessions, want: SMExpect
 ) -> None:
     (account,) = await users.create("alice")
@@ -92,8 +212,7 @@ async def test_sm_is_advertised_in_stream_features_as_profile_says(
     verdict(judge.judge_features(want, before, after), target.profile.name)
 
 
-@pytest.mark.parametrize("resume", [False, True], ids=["plain", "resume"])
-async def test_enable_is_answered_as_profile_says(
+async def check_enable_is_answered_as_profile_says(
     target: Target, users: Users, sessions: Sessions, want: SMExpect, resume: bool
 ) -> None:
     client = await given_raw_session(users, sessions)
@@ -103,7 +222,7 @@ async def test_enable_is_answered_as_profile_says(
     verdict(judge.judge_enable(want, resume, seen), target.profile.name)
 
 
-async def test_library_session_gets_sm_with_resumption(
+async def check_library_session_gets_sm_with_resumption(
     target: Target, users: Users, sessions: Sessions, want: SMExpect, stack: str
 ) -> None:
     (account,) = await users.create("bob")
@@ -113,7 +232,7 @@ async def test_library_session_gets_sm_with_resumption(
     verdict(await judge_library_enable(want, client), target.profile.name)
 
 
-async def test_server_acks_count_the_client_stanzas_exactly(
+async def check_server_acks_count_the_client_stanzas_exactly(
     target: Target, users: Users, sessions: Sessions, want: SMExpect
 ) -> None:
     client = await given_sm_session(target, users, sessions, want, resume=False)
@@ -132,7 +251,7 @@ async def test_server_acks_count_the_client_stanzas_exactly(
     verdict(judge.judge_ack_count(want, 3, seen), target.profile.name)
 
 
-async def test_server_requests_acks_after_deliveries_as_profile_says(
+async def check_server_requests_acks_after_deliveries_as_profile_says(
     target: Target, users: Users, sessions: Sessions, want: SMExpect
 ) -> None:
     sender, receiver = await given_sender_and_sm_receiver(target, users, sessions, want)
@@ -150,7 +269,7 @@ async def test_server_requests_acks_after_deliveries_as_profile_says(
     verdict(judge.judge_ack_requests(want, 3, seen), target.profile.name)
 
 
-async def test_ack_without_h_is_refused_as_profile_says(
+async def check_ack_without_h_is_refused_as_profile_says(
     target: Target, users: Users, sessions: Sessions, want: SMExpect
 ) -> None:
     client = await given_sm_session(target, users, sessions, want, resume=False)
@@ -165,7 +284,7 @@ async def test_ack_without_h_is_refused_as_profile_says(
     verdict(judge.judge_missing_h(want, seen), target.profile.name)
 
 
-async def test_ack_above_the_sent_count_is_refused_as_profile_says(
+async def check_ack_above_the_sent_count_is_refused_as_profile_says(
     target: Target, users: Users, sessions: Sessions, want: SMExpect
 ) -> None:
     sender, receiver = await given_sender_and_sm_receiver(target, users, sessions, want)
@@ -182,7 +301,7 @@ async def test_ack_above_the_sent_count_is_refused_as_profile_says(
     verdict(judge.judge_too_high_h(want, sent + 4, sent, seen), target.profile.name)
 
 
-async def test_resumed_session_redelivers_unacked_messages(
+async def check_resumed_session_redelivers_unacked_messages(
     target: Target, users: Users, sessions: Sessions, want: SMExpect, stack: str
 ) -> None:
     sender_account, receiver_account = await users.create("alice", "bob")
@@ -207,7 +326,7 @@ async def test_resumed_session_redelivers_unacked_messages(
     )
 
 
-async def test_resume_redelivers_exactly_the_messages_the_client_did_not_handle(
+async def check_resume_redelivers_exactly_the_messages_the_client_did_not_handle(
     target: Target, users: Users, sessions: Sessions, want: SMExpect
 ) -> None:
     sender, receiver = await given_sender_and_sm_receiver(
@@ -228,7 +347,7 @@ async def test_resume_redelivers_exactly_the_messages_the_client_did_not_handle(
     verdict(judge.judge_redelivery(want, ids[handled:], seen), target.profile.name)
 
 
-async def test_resume_ends_the_old_connection_as_profile_says(
+async def check_resume_ends_the_old_connection_as_profile_says(
     target: Target, users: Users, sessions: Sessions, want: SMExpect
 ) -> None:
     client = await given_sm_session(target, users, sessions, want, resume=True)
@@ -248,7 +367,7 @@ async def test_resume_ends_the_old_connection_as_profile_says(
     verdict(problems + judge.judge_old_connection(want, gone), target.profile.name)
 
 
-async def test_resume_with_unknown_id_fails_and_bind_still_works(
+async def check_resume_with_unknown_id_fails_and_bind_still_works(
     target: Target, users: Users, sessions: Sessions, want: SMExpect
 ) -> None:
     if await given_sm_session(target, users, sessions, want, resume=False) is None:
@@ -267,7 +386,7 @@ async def test_resume_with_unknown_id_fails_and_bind_still_works(
     )
 
 
-async def test_resume_after_bind_is_refused_as_profile_says(
+async def check_resume_after_bind_is_refused_as_profile_says(
     target: Target, users: Users, sessions: Sessions, want: SMExpect
 ) -> None:
     held = await given_sm_session(target, users, sessions, want, resume=True)
@@ -287,7 +406,7 @@ async def test_resume_after_bind_is_refused_as_profile_says(
     )
 
 
-async def test_enable_twice_is_refused_as_profile_says(
+async def check_enable_twice_is_refused_as_profile_says(
     target: Target, users: Users, sessions: Sessions, want: SMExpect
 ) -> None:
     client = await given_sm_session(target, users, sessions, want, resume=False)
@@ -302,8 +421,7 @@ async def test_enable_twice_is_refused_as_profile_says(
     verdict(judge.judge_enable_twice(want, seen), target.profile.name)
 
 
-@pytest.mark.parametrize("stage", ["auth", "bind"])
-async def test_enable_before_bind_is_refused_as_profile_says(
+async def check_enable_before_bind_is_refused_as_profile_says(
     target: Target, users: Users, sessions: Sessions, want: SMExpect, stage: str
 ) -> None:
     if await given_sm_session(target, users, sessions, want, resume=False) is None:
@@ -326,7 +444,7 @@ async def test_enable_before_bind_is_refused_as_profile_says(
     verdict(judge.judge_enable_too_early(want, stage, seen), target.profile.name)
 
 
-async def test_held_session_expires_after_resume_timeout(
+async def check_held_session_expires_after_resume_timeout(
     target: Target, users: Users, sessions: Sessions, want: SMExpect
 ) -> None:
     contact, held = await given_online_contact_and_sm_session(
@@ -346,7 +464,7 @@ async def test_held_session_expires_after_resume_timeout(
     verdict(problems, target.profile.name)
 
 
-async def test_drop_without_resume_follows_profile(
+async def check_drop_without_resume_follows_profile(
     target: Target, users: Users, sessions: Sessions, want: SMExpect
 ) -> None:
     contact, held = await given_online_contact_and_sm_session(

@@ -16,7 +16,6 @@ tests/test_broken_peer_checks.py.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import tomllib
 from collections.abc import Awaitable, Callable
@@ -86,7 +85,7 @@ async def sasl_failure_limit(port: int, profile: str, transcript: Transcript) ->
 
 
 async def idle_after_stream_open(port: int, profile: str, transcript: Transcript) -> None:
-    await asyncio.to_thread(idle_check, port, profile, "stream_open")
+    await idle_check(port, profile, "stream_open", transcript)
 
 
 async def resumption(port: int, profile: str, transcript: Transcript) -> None:

@@ -26,7 +26,9 @@ from harness.targets import Admin, Node, Target
 from suites import test_compression as compression
 from suites import test_pre_session_limits as pre_session
 from suites import test_state_timeout as timeouts
-from suites import test_stream_management as stream_management
+from suites.test_stream_management import (
+    check_resume_redelivers_exactly_the_messages_the_client_did_not_handle as redelivery_check,
+)
 from tests.broken_peer import PASSWORD, Misbehaviour, running
 
 COMPRESSED = "<compressed xmlns='http://jabber.org/protocol/compress'/>"
@@ -137,42 +139,41 @@ async def test_ignoring_compress_fails_a_profile_that_wants_an_answer(
 # Timeouts --------------------------------------------------------------------------------------
 
 
-def idle_check(port: int, profile: str, case: str) -> None:
+async def idle_check(
+    port: int, profile: str, case: str, transcript: Transcript | None = None
+) -> None:
     """Runs the suite's idle check of one case against the peer."""
     target = peer_target(port, profile)
+    sessions = Sessions(target, transcript or Transcript(), "raw")
+    check = {
+        "connect": timeouts.check_connection_that_sends_nothing_is_closed_as_profile_says,
+        "stream_open": timeouts.check_stream_left_idle_after_its_header_is_closed_as_profile_says,
+    }[case]
     want = TimeoutExpect.of(target.profile)
-    watch = timeouts.IdleWatch(target, want).start(case)
     try:
-        if case == "connect":
-            timeouts.test_connection_that_sends_nothing_is_closed_as_profile_says(
-                target, watch, want
-            )
-        else:
-            timeouts.test_stream_left_idle_after_its_header_is_closed_as_profile_says(
-                target, watch, want
-            )
+        await check(target=target, users=PeerUsers(target), sessions=sessions, want=want)
     finally:
-        watch.close()
+        await sessions.close_all()
 
 
-def test_headerless_connection_timeout_is_read_the_way_610_sends_it() -> None:
+async def test_headerless_connection_timeout_is_read_the_way_610_sends_it() -> None:
     with running(Misbehaviour(headerless_timeout_after=3.0)) as port:
-        idle_check(port, "mongooseim-6.1.0", "connect")
+        await idle_check(port, "mongooseim-6.1.0", "connect")
 
         with pytest.raises(Mismatch) as failure:
-            idle_check(port, "prosody", "connect")
+            await idle_check(port, "prosody", "connect")
 
     assert "idle_after_connect = 'connection-timeout': the stream error came without" in str(
         failure.value
     )
 
 
-def test_peer_that_never_closes_fails_the_timeout_check_at_its_bound() -> None:
+async def test_peer_that_never_closes_fails_the_timeout_check_at_its_bound() -> None:
     with running(Misbehaviour(silent=True)) as port:
         started = time.monotonic()
 
         with pytest.raises(Mismatch) as failure:
-            idle_check(port, "mongooseim-6.1.0", "connect")
+            await idle_check(port, "mongooseim-6.1.0", "connect")
 
     assert time.monotonic() - started < 15
     assert "pre_session_timeout = 3: expected the server to close between 2.50 s" in str(
@@ -180,16 +181,16 @@ def test_peer_that_never_closes_fails_the_timeout_check_at_its_bound() -> None:
     )
 
 
-def test_peer_that_closes_early_fails_the_timeout_check() -> None:
+async def test_peer_that_closes_early_fails_the_timeout_check() -> None:
     with running(Misbehaviour(close_after=1.0)) as port, pytest.raises(Mismatch) as failure:
-        idle_check(port, "ejabberd", "stream_open")
+        await idle_check(port, "ejabberd", "stream_open")
 
     assert "it came early, after 1.0" in str(failure.value)
 
 
-def test_silent_close_where_the_profile_wants_a_stream_error_fails() -> None:
+async def test_silent_close_where_the_profile_wants_a_stream_error_fails() -> None:
     with running(Misbehaviour(close_after=3.0)) as port, pytest.raises(Mismatch) as failure:
-        idle_check(port, "mongooseim-6.1.0", "stream_open")
+        await idle_check(port, "mongooseim-6.1.0", "stream_open")
 
     assert "idle_after_stream_open = 'connection-timeout': expected one <connection-timeout/>" in (
         str(failure.value)
@@ -246,9 +247,8 @@ async def resumption_check(port: int, transcript: Transcript) -> None:
     serves SM the way the prosody profile describes it."""
     target = peer_target(port, "prosody")
     sessions = Sessions(target, transcript, "raw")
-    check = stream_management.test_resume_redelivers_exactly_the_messages_the_client_did_not_handle
     try:
-        await check(target, PeerUsers(target), sessions, SMExpect.of(target.profile))
+        await redelivery_check(target, PeerUsers(target), sessions, SMExpect.of(target.profile))
     finally:
         await sessions.close_all()
 

@@ -27,9 +27,9 @@ Check = Callable[..., Awaitable[None]]
 # The claims to try, first the one the target lacks; or a function of the true value.
 Claims = tuple[Any, ...] | Callable[[Any], Any]
 
-features = suite.test_csi_is_advertised_in_stream_features_as_profile_states
-kind = suite.test_stanza_kind_for_inactive_client_is_handled_as_profile_states
-newer = suite.test_newer_held_stanza_joins_or_replaces_older_one
+features = suite.check_csi_is_advertised_in_stream_features_as_profile_states
+kind = suite.check_stanza_kind_for_inactive_client_is_handled_as_profile_states
+newer = suite.check_newer_held_stanza_joins_or_replaces_older_one
 
 WRONG_CLAIMS: list[tuple[Check, dict[str, Any], str, Claims]] = [
     (features, {}, "advertised_pre_auth", (True, False)),
@@ -43,21 +43,21 @@ WRONG_CLAIMS: list[tuple[Check, dict[str, Any], str, Claims]] = [
     (newer, {"kind": "presence"}, "held_latest_only", ((), ("presence", "chat_state"))),
     (newer, {"kind": "chat_state"}, "held_latest_only", ((), ("presence", "chat_state"))),
     (
-        suite.test_buffer_overflow_flushes_whole_buffer_and_stays_inactive,
+        suite.check_buffer_overflow_flushes_whole_buffer_and_stays_inactive,
         {},
         "buffer_max",
         lambda size: size + 1 if size else 2,
     ),
     (
-        suite.test_stanza_after_a_flush_is_held_again,
+        suite.check_stanza_after_a_flush_is_held_again,
         {},
         "stays_inactive_after_flush",
         (False, True),
     ),
-    (suite.test_second_inactive_keeps_held_stanzas, {}, "second_inactive", ("flushes", "keeps")),
-    (suite.test_sm_ack_is_answered_while_inactive, {}, "sm_ack_while_inactive", ("no_sm",)),
+    (suite.check_second_inactive_keeps_held_stanzas, {}, "second_inactive", ("flushes", "keeps")),
+    (suite.check_sm_ack_is_answered_while_inactive, {}, "sm_ack_while_inactive", ("no_sm",)),
     (
-        suite.test_unknown_csi_element_is_answered_as_profile_states,
+        suite.check_unknown_csi_element_is_answered_as_profile_states,
         {},
         "unknown_element",
         ("error_reply", "ignored"),
@@ -67,7 +67,7 @@ WRONG_CLAIMS: list[tuple[Check, dict[str, Any], str, Claims]] = [
 
 def case_id(case: tuple[Check, dict[str, Any], str, Claims]) -> str:
     check, arguments, key, claims = case
-    name = check.__name__.removeprefix("test_")
+    name = check.__name__.removeprefix("check_")
     shown = "" if callable(claims) else "=" + "|".join(map(str, claims))
     return "-".join([name, *map(str, arguments.values()), key]) + shown
 
@@ -110,7 +110,7 @@ async def test_csi_check_fails_when_profile_claims_what_server_does_not_do(
 
 
 CHECKS = {
-    f"{c.__name__.removeprefix('test_')}{'-' if a else ''}{'-'.join(a.values())}": (c, a)
+    f"{c.__name__.removeprefix('check_')}{'-' if a else ''}{'-'.join(a.values())}": (c, a)
     for c, a, _, _ in WRONG_CLAIMS
 }
 
@@ -135,7 +135,7 @@ async def test_csi_check_fails_on_a_server_without_csi(
 
 def blind_without_csi(check: Check, truth: CsiExpect) -> str:
     """Why a check cannot tell a server without CSI from its profile, or ""."""
-    unknown = suite.test_unknown_csi_element_is_answered_as_profile_states
+    unknown = suite.check_unknown_csi_element_is_answered_as_profile_states
     if check is unknown and truth.unknown_element == "ignored":
         return (
             "unknown_element = 'ignored': a server without CSI ignores an unknown element "

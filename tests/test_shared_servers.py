@@ -316,7 +316,7 @@ def test_every_module_with_module_scoped_fixtures_runs_on_one_worker() -> None:
         str(path.relative_to(ROOT))
         for folder in ("suites", "tests")
         for path in sorted((ROOT / folder).glob("test_*.py"))
-        if re.search(r"scope\s*=\s*[\"']module[\"']", path.read_text())
+        if re.search(r"scope\s*=\s*[\"'](module|session)[\"']", path.read_text())
     }
 
     assert stateful == set(conftest.ONE_WORKER_MODULES)
@@ -328,13 +328,13 @@ def test_one_worker_modules_are_one_unit_and_other_tests_one_unit_each() -> None
     split = scheduler._split_scope
 
     assert split("suites/test_state_timeout.py::test_a[prosody]") == "suites/test_state_timeout.py"
-    assert split("suites/test_csi.py::test_b[prosody-chat]") == (
-        "suites/test_csi.py::test_b[prosody-chat]"
+    assert split("suites/test_presence.py::test_b[prosody-chat]") == (
+        "suites/test_presence.py::test_b[prosody-chat]"
     )
 
 
-def test_run_order_is_sole_traffic_one_worker_modules_long_tests_then_the_rest() -> None:
-    modules = ["suites/test_csi.py", "suites/test_metrics.py", "suites/test_state_timeout.py"]
+def test_run_order_is_sole_traffic_then_one_worker_modules_then_the_rest() -> None:
+    modules = ["suites/test_metrics.py", "suites/test_presence.py", "suites/test_state_timeout.py"]
     argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-o", "addopts="]
 
     done = subprocess.run(
@@ -351,12 +351,8 @@ def test_run_order_is_sole_traffic_one_worker_modules_long_tests_then_the_rest()
         for nodeid in collected
     ]
     firsts = [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k]
-    assert firsts == [
-        "sole",
-        "suites/test_state_timeout.py",
-        "suites/test_csi.py",
-        "suites/test_metrics.py",
-    ], done.stdout + done.stderr
+    assert firsts[:2] == ["sole", "suites/test_state_timeout.py"], done.stdout + done.stderr
+    assert set(firsts[2:]) == {"suites/test_metrics.py", "suites/test_presence.py"}
     assert kinds.count("sole") == 4
 
 
@@ -423,3 +419,61 @@ def test_container_docker_did_not_answer_about_is_asked_again_not_called_gone(
         "bbbb": ("unknown", ""),
         "cccc": ("gone", ""),
     }
+
+
+# Building the local images ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def images(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """Image ids as docker would report them, without docker; stamps under tmp_path."""
+    ids = {"xmpp-conformance/prosody:0.12": "sha256:aaa", compose.BASE_IMAGE: "sha256:base"}
+    monkeypatch.setattr(compose, "image_id", lambda image: ids.get(image, ""))
+    monkeypatch.setattr(compose, "STAMPS", tmp_path / "stamps")
+    return ids
+
+
+def built_stamp(tmp_path: Path) -> compose.BuildStamp:
+    context = tmp_path / "prosody"
+    context.mkdir(exist_ok=True)
+    (context / "Dockerfile").write_text("FROM base\n")
+    os.utime(context / "Dockerfile", (time.time() - 60, time.time() - 60))
+    stamp = compose.BuildStamp("prosody", context, "xmpp-conformance/prosody:0.12")
+    stamp.write()
+    return stamp
+
+
+def test_image_built_from_unchanged_sources_is_current(
+    images: dict[str, str], tmp_path: Path
+) -> None:
+    stamp = built_stamp(tmp_path)
+
+    assert stamp.current()
+
+
+def test_image_is_built_again_when_a_source_file_is_newer(
+    images: dict[str, str], tmp_path: Path
+) -> None:
+    stamp = built_stamp(tmp_path)
+
+    (stamp.context / "prosody.cfg.lua").write_text("-- changed\n")
+    os.utime(stamp.context / "prosody.cfg.lua", (time.time() + 5, time.time() + 5))
+
+    assert not stamp.current()
+
+
+@pytest.mark.parametrize("image", ["xmpp-conformance/prosody:0.12", compose.BASE_IMAGE])
+def test_image_is_built_again_when_it_or_its_base_changed(
+    images: dict[str, str], tmp_path: Path, image: str
+) -> None:
+    stamp = built_stamp(tmp_path)
+
+    images[image] = "sha256:other"
+
+    assert not stamp.current()
+
+
+def test_image_without_a_recorded_build_is_built(images: dict[str, str], tmp_path: Path) -> None:
+    stamp = compose.BuildStamp("ejabberd", tmp_path, "xmpp-conformance/ejabberd:23.01")
+
+    assert not stamp.current()

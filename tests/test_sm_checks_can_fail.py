@@ -28,121 +28,121 @@ Check = Callable[..., Awaitable[None]]
 # (check, its own arguments, key, claims): the first claim the target lacks is used.
 WRONG_CLAIMS: list[tuple[Check, dict[str, Any], str, tuple[Any, ...]]] = [
     (
-        suite.test_sm_is_advertised_in_stream_features_as_profile_says,
+        suite.check_sm_is_advertised_in_stream_features_as_profile_says,
         {},
         "advertised_before_auth",
         (True, False),
     ),
     (
-        suite.test_enable_is_answered_as_profile_says,
+        suite.check_enable_is_answered_as_profile_says,
         {"resume": False},
         "enabled_attributes",
         (["id"], []),
     ),
     (
-        suite.test_enable_is_answered_as_profile_says,
+        suite.check_enable_is_answered_as_profile_says,
         {"resume": True},
         "enabled_resume_attributes",
         (["id", "resume"], ["id", "max", "resume"]),
     ),
     (
-        suite.test_library_session_gets_sm_with_resumption,
+        suite.check_library_session_gets_sm_with_resumption,
         {"stack": "slixmpp"},
         "enabled_resume_attributes",
         (["id", "resume"], ["id", "max", "resume"]),
     ),
     (
-        suite.test_library_session_gets_sm_with_resumption,
+        suite.check_library_session_gets_sm_with_resumption,
         {"stack": "aioxmpp"},
         "enabled_resume_attributes",
         (["id", "resume"], ["id", "max", "resume"]),
     ),
-    (suite.test_server_acks_count_the_client_stanzas_exactly, {}, "available", (False,)),
+    (suite.check_server_acks_count_the_client_stanzas_exactly, {}, "available", (False,)),
     (
-        suite.test_server_requests_acks_after_deliveries_as_profile_says,
+        suite.check_server_requests_acks_after_deliveries_as_profile_says,
         {},
         "ack_requests",
         ("per_stanza", "one_outstanding"),
     ),
     (
-        suite.test_ack_without_h_is_refused_as_profile_says,
+        suite.check_ack_without_h_is_refused_as_profile_says,
         {},
         "missing_h_condition",
         ("policy-violation", "invalid-xml"),
     ),
     (
-        suite.test_ack_above_the_sent_count_is_refused_as_profile_says,
+        suite.check_ack_above_the_sent_count_is_refused_as_profile_says,
         {},
         "too_high_h_reports_counts",
         (True, False),
     ),
     (
-        suite.test_resumed_session_redelivers_unacked_messages,
+        suite.check_resumed_session_redelivers_unacked_messages,
         {"stack": "slixmpp"},
         "redelivery_delay_text",
         ("SM Storage", "Resent"),
     ),
     (
-        suite.test_resumed_session_redelivers_unacked_messages,
+        suite.check_resumed_session_redelivers_unacked_messages,
         {"stack": "aioxmpp"},
         "redelivery_delay_text",
         ("SM Storage", "Resent"),
     ),
     (
-        suite.test_resume_redelivers_exactly_the_messages_the_client_did_not_handle,
+        suite.check_resume_redelivers_exactly_the_messages_the_client_did_not_handle,
         {},
         "redelivery_delay_from",
         ("domain", "user"),
     ),
     (
-        suite.test_resume_ends_the_old_connection_as_profile_says,
+        suite.check_resume_ends_the_old_connection_as_profile_says,
         {},
         "resume_old_connection",
         ("conflict", "closed"),
     ),
     (
-        suite.test_resume_with_unknown_id_fails_and_bind_still_works,
+        suite.check_resume_with_unknown_id_fails_and_bind_still_works,
         {},
         "unknown_previd_condition",
         ("unexpected-request",),
     ),
     (
-        suite.test_resume_after_bind_is_refused_as_profile_says,
+        suite.check_resume_after_bind_is_refused_as_profile_says,
         {},
         "resume_after_bind_condition",
         ("", "unexpected-request"),
     ),
     (
-        suite.test_enable_twice_is_refused_as_profile_says,
+        suite.check_enable_twice_is_refused_as_profile_says,
         {},
         "enable_twice_ends_stream",
         (True, False),
     ),
     (
-        suite.test_enable_before_bind_is_refused_as_profile_says,
+        suite.check_enable_before_bind_is_refused_as_profile_says,
         {"stage": "auth"},
         "enable_before_auth_condition",
         ("unexpected-request", "bad-request"),
     ),
     (
-        suite.test_enable_before_bind_is_refused_as_profile_says,
+        suite.check_enable_before_bind_is_refused_as_profile_says,
         {"stage": "bind"},
         "enable_before_bind_condition",
         ("feature-not-implemented",),
     ),
     (
-        suite.test_held_session_expires_after_resume_timeout,
+        suite.check_held_session_expires_after_resume_timeout,
         {},
         "unavailable_when_hold_expires",
         (False, True),
     ),
-    (suite.test_drop_without_resume_follows_profile, {}, "hold_without_resume", (True, False)),
+    (suite.check_drop_without_resume_follows_profile, {}, "hold_without_resume", (True, False)),
 ]
 
 
 def case_id(case: tuple[Check, dict[str, Any], str, tuple[Any, ...]]) -> str:
     check, arguments, key, _ = case
-    name = check.__name__.removeprefix("test_")
+    name = check.__name__.removeprefix("check_")
     return "-".join([name, *map(str, arguments.values()), key])
 
 

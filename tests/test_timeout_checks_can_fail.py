@@ -1,27 +1,29 @@
 """The idle-timeout checks fail, naming the broken expectation, when a profile is wrong.
 
 Each case runs a real check of suites/test_state_timeout.py against a running reference
-server with its profile changed in one key. The idle connections of all cases of a target
-are watched side by side, as the suite does, so the module costs one timeout window.
+server with its profile changed in one key. The idle connections of all cases, on every
+target, are watched side by side (suites/batch.py), as the suite does, so the module costs
+one timeout window.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from conftest import Sessions, Users
 from harness.judges import Mismatch
 from harness.judges.timeouts import TimeoutExpect
-from harness.lab import TURNS, server_key
+from harness.lab import Lab
 from harness.targets import Target
 from suites import test_state_timeout as suite
+from suites.batch import Batch, Case, Check, selected
 
-pytestmark = pytest.mark.live
-
-Check = Callable[[Target, suite.IdleWatch, TimeoutExpect], None]
+pytestmark = [pytest.mark.live, pytest.mark.batched(quiet_start=True)]
 
 
 def other_manner(truth: Any) -> Any:
@@ -38,43 +40,43 @@ def other_manner(truth: Any) -> Any:
 WRONG_CLAIMS: list[tuple[str, Check, str, Callable[[Any], Any]]] = [
     (
         "connect",
-        suite.test_connection_that_sends_nothing_is_closed_as_profile_says,
+        suite.check_connection_that_sends_nothing_is_closed_as_profile_says,
         "idle_after_connect",
         other_manner,
     ),
     (
         "stream_open",
-        suite.test_stream_left_idle_after_its_header_is_closed_as_profile_says,
+        suite.check_stream_left_idle_after_its_header_is_closed_as_profile_says,
         "idle_after_stream_open",
         other_manner,
     ),
     (
         "stream_open",
-        suite.test_stream_left_idle_after_its_header_is_closed_as_profile_says,
+        suite.check_stream_left_idle_after_its_header_is_closed_as_profile_says,
         "pre_session_timeout",
         lambda truth: truth * 4,
     ),
     (
         "auth",
-        suite.test_stream_left_idle_after_auth_is_closed_as_profile_says,
+        suite.check_stream_left_idle_after_auth_is_closed_as_profile_says,
         "idle_after_auth",
         other_manner,
     ),
     (
         "bind",
-        suite.test_bound_stream_without_session_iq_is_kept_as_profile_says,
+        suite.check_bound_stream_without_session_iq_is_kept_as_profile_says,
         "idle_after_bind",
         other_manner,
     ),
     (
         "session",
-        suite.test_session_left_idle_is_kept_as_profile_says,
+        suite.check_session_left_idle_is_kept_as_profile_says,
         "idle_in_session",
         other_manner,
     ),
     (
         "whitespace",
-        suite.test_whitespace_keepalives_restart_the_timer_as_profile_says,
+        suite.check_whitespace_keepalives_restart_the_timer_as_profile_says,
         "whitespace_restarts_timer",
         lambda truth: not truth,
     ),
@@ -93,34 +95,55 @@ def claimed(target: Target, key: str, wrong: Callable[[Any], Any]) -> TimeoutExp
     return replace(truth, **{key: wrong(getattr(truth, key))})
 
 
-@pytest.fixture(scope="module")
-def watches(target: Target) -> Iterator[dict[str, suite.IdleWatch]]:
-    """Every case's idle connection, watched under its wrong profile, all at once. The
-    connections outlive the test that starts them: they hold a turn on the server."""
-    with TURNS.take(server_key(target), alone=False):
-        started = {
-            case_id: suite.IdleWatch(target, claimed(target, key, wrong)).start(case)
-            for case_id, (case, _check, key, wrong) in zip(IDS, WRONG_CLAIMS, strict=True)
-        }
-        yield started
-        for watch in started.values():
-            watch.close()
+def raised(check: Check) -> Check:
+    """The check, returning the Mismatch it raised (None when it passed)."""
+
+    async def run(target: Target, users: Users, sessions: Sessions, want: TimeoutExpect) -> Any:
+        try:
+            await check(target=target, users=users, sessions=sessions, want=want)
+        except Mismatch as failure:
+            return failure
+        return None
+
+    return run
+
+
+def claim_case(key: str, wrong: Callable[[Any], Any]) -> Callable[[Target], TimeoutExpect]:
+    return lambda target: claimed(target, key, wrong)
+
+
+@pytest.fixture(scope="session")
+def watches(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Batch]:
+    """Every case's idle connection, watched under its wrong profile, all at once."""
+    cases = [
+        Case(
+            chosen.item.nodeid,
+            chosen.target,
+            raised(chosen.arguments["check"]),
+            claim_case(chosen.arguments["key"], chosen.arguments["wrong"]),
+            {},
+        )
+        for chosen in selected(sys.modules[__name__], request.session.items, lab)
+    ]
+    batch = Batch("idle-claims", cases, suite.bound, lab, quiet_start=True)
+    yield batch.start()
+    batch.close()
 
 
 @pytest.mark.parametrize(("case", "check", "key", "wrong"), WRONG_CLAIMS, ids=IDS)
 def test_timeout_check_fails_when_profile_claims_what_server_does_not_do(
     target: Target,
-    watches: dict[str, suite.IdleWatch],
+    watches: Batch,
+    request: pytest.FixtureRequest,
     case: str,
     check: Check,
     key: str,
     wrong: Callable[[Any], Any],
 ) -> None:
-    watch = watches[f"{case}-{key}"]
-    claim = getattr(watch.want, key)
+    claim = wrong(getattr(TimeoutExpect.of(target.profile), key))
 
-    with pytest.raises(Mismatch) as failure:
-        check(target, watch, watch.want)
+    failure = watches.outcome(request)
 
-    assert f"{key} = {shown(claim)}" in str(failure.value)
-    assert target.profile.name in str(failure.value)
+    assert isinstance(failure, Mismatch), f"the {case} check passed with {key} = {shown(claim)}"
+    assert f"{key} = {shown(claim)}" in str(failure)
+    assert target.profile.name in str(failure)

@@ -5,6 +5,8 @@
 # short-lived config-trial containers on a loaded machine).
 set -eu
 
+# The health check asks the node itself again until it has started (healthy.sh).
+rm -f /tmp/ejabberd-started
 epmd -daemon
 tries=0
 until epmd -names >/dev/null 2>&1; do

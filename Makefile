@@ -7,10 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 TARGETS ?= mongooseim
 PYTEST_ARGS ?=
-# pytest-xdist workers of `make test` and of the sensitivity run. Most of a test's time is
-# spent waiting for a server, so there are more workers than cores (README, Performance).
+# pytest-xdist workers. The suites run their waiting checks side by side in batches
+# (suites/batch.py), so `make conformance` and the sensitivity run need few workers; the
+# harness's own tests wait one by one and use more (README, Performance).
+CONFORMANCE_WORKERS ?= 4
 WORKERS ?= 8
-SENSITIVITY_WORKERS ?= 8
+SENSITIVITY_WORKERS ?= 4
 # pytest caches the modules it rewrites as bytecode; with this set, every worker of every
 # run compiles them again.
 unexport PYTHONDONTWRITEBYTECODE
@@ -23,10 +25,11 @@ STAMP := .stamps
 # reports/allure-history.jsonl. The report is built also when tests failed, and the make
 # target then fails with pytest's exit status. The workers share one set of servers.
 conformance: setup docker report-tools
-	$(BIN)/pytest suites/ --targets=$(TARGETS) -n $(WORKERS) --clean-alluredir $(PYTEST_ARGS); \
+	$(BIN)/pytest suites/ --targets=$(TARGETS) -n $(CONFORMANCE_WORKERS) --clean-alluredir \
+	  $(PYTEST_ARGS); \
 	status=$$?; bash scripts/report.sh build || status=$$((status ? status : 1)); exit $$status
 
-# WORKERS=0 runs everything in one process (see README, Performance). `make test` ends with
+# WORKERS=0 (CONFORMANCE_WORKERS=0) runs everything in one process (README, Performance). `make test` ends with
 # the sensitivity self-test.
 test: setup docker lint actionlint report-tools
 	$(BIN)/pytest tests/ suites/ --targets=reference -n $(WORKERS) --clean-alluredir \

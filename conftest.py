@@ -188,6 +188,7 @@ ONE_WORKER_MODULES = (
     "suites/test_state_timeout.py",
     "suites/test_csi.py",
     "suites/test_stream_management.py",
+    "suites/test_presence.py",
     "suites/test_config_migration.py",
     "suites/test_mixed_cluster.py",
     "tests/test_timeout_checks_can_fail.py",
@@ -220,15 +221,23 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def run_order(item: pytest.Item) -> int:
     """Where a test goes in the run: `sole_traffic` tests first, while no earlier test has
     left a session behind that its server still holds (a lone turn would otherwise wait
-    out the resume timeout of such sessions, see harness.lab.Turns); then the modules
-    that run whole on one worker, the longest units (the batches of suites/batch.py
-    among them); then everything else."""
+    out the resume timeout of such sessions, see harness.lab.Turns); then the batches
+    with a quiet start (suites/batch.py), which take the servers alone for a moment too;
+    then the other modules that run whole on one worker, the longest units; then
+    everything else.
+
+    Shared turns wait for the run's lone turns to end, so a lone turn must never sit
+    behind a unit that takes a shared one. xdist hands every worker its first two units
+    in this order, so the lone turns always come first on whichever worker has them."""
     module = item.nodeid.split("::", 1)[0]
     if item.get_closest_marker("sole_traffic") is not None:
         return 0
-    if module in ONE_WORKER_MODULES:
+    batched = item.get_closest_marker("batched")
+    if batched is not None and batched.kwargs.get("quiet_start"):
         return 1
-    return 2
+    if module in ONE_WORKER_MODULES:
+        return 2
+    return 3
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

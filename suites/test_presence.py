@@ -12,10 +12,15 @@
     test_chat_flows_whatever_presence_configuration              RFC 6121 5
 
 Every test runs on each target and each client stack with fresh users; what a target
-must show comes from its profile's [presence] table.
+must show comes from its profile's [presence] table. The checks of all these tests run
+side by side (suites/batch.py); the test `test_<name>` passes or fails as its check
+`check_<name>` did.
 """
 
 from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -26,18 +31,94 @@ from conftest import Sessions, Users
 from harness.judges import Seen, verdict
 from harness.judges import presence as judge
 from harness.judges.presence import PresenceExpect
+from harness.lab import Lab
 from harness.targets import Target
+from suites.batch import Batch, cases_of
 from suites.steps import WAIT, online, settle
 
-pytestmark = pytest.mark.area("presence")
+pytestmark = [pytest.mark.area("presence"), pytest.mark.batched]
+
+# The longest a check may take: logins of two library clients and a few bounded waits.
+BOUND = 150.0
 
 
-@pytest.fixture
-def want(target: Target) -> PresenceExpect:
+def presence_of(target: Target) -> PresenceExpect:
     return PresenceExpect.of(target.profile)
 
 
-async def test_initial_presence_is_echoed_to_sender(
+@pytest.fixture(scope="session")
+def presence(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Batch]:
+    """The checks of every selected test of this module, started together (suites/batch.py)."""
+    cases = cases_of(sys.modules[__name__], request.session.items, lab, presence_of)
+    batch = Batch("presence", cases, BOUND, lab)
+    yield batch.start()
+    batch.close()
+
+
+def test_initial_presence_is_echoed_to_sender(
+    target: Target, presence: Batch, request: pytest.FixtureRequest, stack: str
+) -> None:
+    presence.outcome(request)
+
+
+def test_initial_presence_is_broadcast_to_subscribed_contact(
+    target: Target, presence: Batch, request: pytest.FixtureRequest, stack: str
+) -> None:
+    presence.outcome(request)
+
+
+def test_login_probe_brings_back_contact_presence(
+    target: Target, presence: Batch, request: pytest.FixtureRequest, stack: str
+) -> None:
+    presence.outcome(request)
+
+
+def test_clean_close_sends_unavailable_to_contact(
+    target: Target, presence: Batch, request: pytest.FixtureRequest, stack: str
+) -> None:
+    presence.outcome(request)
+
+
+def test_tcp_drop_sends_unavailable_to_contact(
+    target: Target, presence: Batch, request: pytest.FixtureRequest, stack: str
+) -> None:
+    presence.outcome(request)
+
+
+def test_directed_presence_reaches_non_contact(
+    target: Target, presence: Batch, request: pytest.FixtureRequest, stack: str
+) -> None:
+    presence.outcome(request)
+
+
+def test_subscription_request_and_approval_reach_both_sides(
+    target: Target, presence: Batch, request: pytest.FixtureRequest, stack: str
+) -> None:
+    presence.outcome(request)
+
+
+def test_presence_to_session_without_presence_follows_profile(
+    target: Target, presence: Batch, request: pytest.FixtureRequest, stack: str
+) -> None:
+    presence.outcome(request)
+
+
+def test_bare_jid_chat_before_presence_follows_profile(
+    target: Target, presence: Batch, request: pytest.FixtureRequest, stack: str
+) -> None:
+    presence.outcome(request)
+
+
+def test_chat_flows_whatever_presence_configuration(
+    target: Target, presence: Batch, request: pytest.FixtureRequest, stack: str
+) -> None:
+    presence.outcome(request)
+
+
+# -- checks: observe, then judge -----------------------------------------------------------
+
+
+async def check_initial_presence_is_echoed_to_sender(
     target: Target, users: Users, sessions: Sessions, want: PresenceExpect, stack: str
 ) -> None:
     sender, contact = await given_online_contacts(users, sessions, want)
@@ -47,7 +128,7 @@ async def test_initial_presence_is_echoed_to_sender(
     verdict(judge.judge_self_echo(want, seen), target.profile.name)
 
 
-async def test_initial_presence_is_broadcast_to_subscribed_contact(
+async def check_initial_presence_is_broadcast_to_subscribed_contact(
     target: Target, users: Users, sessions: Sessions, want: PresenceExpect, stack: str
 ) -> None:
     sender, contact = await given_online_contacts(users, sessions, want)
@@ -57,7 +138,7 @@ async def test_initial_presence_is_broadcast_to_subscribed_contact(
     verdict(judge.judge_broadcast(want, seen), target.profile.name)
 
 
-async def test_login_probe_brings_back_contact_presence(
+async def check_login_probe_brings_back_contact_presence(
     target: Target, users: Users, sessions: Sessions, want: PresenceExpect, stack: str
 ) -> None:
     sender, contact = await given_online_contacts(users, sessions, want)
@@ -67,7 +148,7 @@ async def test_login_probe_brings_back_contact_presence(
     verdict(judge.judge_probe_answer(want, seen), target.profile.name)
 
 
-async def test_clean_close_sends_unavailable_to_contact(
+async def check_clean_close_sends_unavailable_to_contact(
     target: Target, users: Users, sessions: Sessions, want: PresenceExpect, stack: str
 ) -> None:
     sender, contact = await given_online_contacts(users, sessions, want)
@@ -78,7 +159,7 @@ async def test_clean_close_sends_unavailable_to_contact(
     verdict(judge.judge_unavailable(want, seen, "close"), target.profile.name)
 
 
-async def test_tcp_drop_sends_unavailable_to_contact(
+async def check_tcp_drop_sends_unavailable_to_contact(
     target: Target, users: Users, sessions: Sessions, want: PresenceExpect, stack: str
 ) -> None:
     sender, contact = await given_online_contacts(users, sessions, want)
@@ -89,7 +170,7 @@ async def test_tcp_drop_sends_unavailable_to_contact(
     verdict(judge.judge_unavailable(want, seen, "drop"), target.profile.name)
 
 
-async def test_directed_presence_reaches_non_contact(
+async def check_directed_presence_reaches_non_contact(
     target: Target, users: Users, sessions: Sessions, want: PresenceExpect, stack: str
 ) -> None:
     sender_account, stranger_account = await users.create("alice", "carol")
@@ -112,7 +193,7 @@ async def test_directed_presence_reaches_non_contact(
     verdict(judge.judge_directed(want, seen), target.profile.name)
 
 
-async def test_subscription_request_and_approval_reach_both_sides(
+async def check_subscription_request_and_approval_reach_both_sides(
     target: Target, users: Users, sessions: Sessions, want: PresenceExpect, stack: str
 ) -> None:
     sender_account, contact_account = await users.create("alice", "bob")
@@ -148,7 +229,7 @@ async def test_subscription_request_and_approval_reach_both_sides(
     verdict(problems, target.profile.name)
 
 
-async def test_presence_to_session_without_presence_follows_profile(
+async def check_presence_to_session_without_presence_follows_profile(
     target: Target, users: Users, sessions: Sessions, want: PresenceExpect, stack: str
 ) -> None:
     sender, contact = await given_contacts(users, sessions)
@@ -168,7 +249,7 @@ async def test_presence_to_session_without_presence_follows_profile(
     verdict(judge.judge_presence_before_initial(want, seen), target.profile.name)
 
 
-async def test_bare_jid_chat_before_presence_follows_profile(
+async def check_bare_jid_chat_before_presence_follows_profile(
     target: Target, users: Users, sessions: Sessions, want: PresenceExpect, stack: str
 ) -> None:
     sender, contact = await given_contacts(users, sessions)
@@ -200,7 +281,7 @@ async def test_bare_jid_chat_before_presence_follows_profile(
     verdict(judge.judge_bare_message_before_presence(want, seen, "bare-1"), target.profile.name)
 
 
-async def test_chat_flows_whatever_presence_configuration(
+async def check_chat_flows_whatever_presence_configuration(
     target: Target, users: Users, sessions: Sessions, want: PresenceExpect, stack: str
 ) -> None:
     sender, contact = await given_online_contacts(users, sessions, want)

@@ -24,32 +24,32 @@ pytestmark = pytest.mark.live
 Check = Callable[..., Awaitable[None]]
 
 WRONG_CLAIMS: list[tuple[Check, str, Any]] = [
-    (suite.test_initial_presence_is_echoed_to_sender, "self_echo", False),
-    (suite.test_initial_presence_is_broadcast_to_subscribed_contact, "broadcast", False),
-    (suite.test_login_probe_brings_back_contact_presence, "probe_answer_delay_from", "none"),
+    (suite.check_initial_presence_is_echoed_to_sender, "self_echo", False),
+    (suite.check_initial_presence_is_broadcast_to_subscribed_contact, "broadcast", False),
+    (suite.check_login_probe_brings_back_contact_presence, "probe_answer_delay_from", "none"),
     (
-        suite.test_clean_close_sends_unavailable_to_contact,
+        suite.check_clean_close_sends_unavailable_to_contact,
         "unavailable_status_on_close",
         "Shutdown by reason: stream_end",
     ),
     (
-        suite.test_tcp_drop_sends_unavailable_to_contact,
+        suite.check_tcp_drop_sends_unavailable_to_contact,
         "unavailable_status_on_drop",
         "Shutdown by reason: socket_closed",
     ),
-    (suite.test_directed_presence_reaches_non_contact, "directed", False),
-    (suite.test_subscription_request_and_approval_reach_both_sides, "subscription_flow", False),
+    (suite.check_directed_presence_reaches_non_contact, "directed", False),
+    (suite.check_subscription_request_and_approval_reach_both_sides, "subscription_flow", False),
     (
-        suite.test_presence_to_session_without_presence_follows_profile,
+        suite.check_presence_to_session_without_presence_follows_profile,
         "presence_before_initial",
         "dropped",
     ),
     (
-        suite.test_bare_jid_chat_before_presence_follows_profile,
+        suite.check_bare_jid_chat_before_presence_follows_profile,
         "bare_message_before_presence",
         "delivered",
     ),
-    (suite.test_initial_presence_is_echoed_to_sender, "routed", False),
+    (suite.check_initial_presence_is_echoed_to_sender, "routed", False),
 ]
 
 

@@ -328,13 +328,18 @@ def test_one_worker_modules_are_one_unit_and_other_tests_one_unit_each() -> None
     split = scheduler._split_scope
 
     assert split("suites/test_state_timeout.py::test_a[prosody]") == "suites/test_state_timeout.py"
-    assert split("suites/test_presence.py::test_b[prosody-chat]") == (
-        "suites/test_presence.py::test_b[prosody-chat]"
+    assert split("suites/test_compression.py::test_b[prosody-chat]") == (
+        "suites/test_compression.py::test_b[prosody-chat]"
     )
 
 
-def test_run_order_is_sole_traffic_then_one_worker_modules_then_the_rest() -> None:
-    modules = ["suites/test_metrics.py", "suites/test_presence.py", "suites/test_state_timeout.py"]
+def test_run_order_is_sole_traffic_quiet_starts_one_worker_modules_then_the_rest() -> None:
+    modules = [
+        "suites/test_csi.py",
+        "suites/test_metrics.py",
+        "suites/test_compression.py",
+        "suites/test_state_timeout.py",
+    ]
     argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-o", "addopts="]
 
     done = subprocess.run(
@@ -351,8 +356,10 @@ def test_run_order_is_sole_traffic_then_one_worker_modules_then_the_rest() -> No
         for nodeid in collected
     ]
     firsts = [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k]
-    assert firsts[:2] == ["sole", "suites/test_state_timeout.py"], done.stdout + done.stderr
-    assert set(firsts[2:]) == {"suites/test_metrics.py", "suites/test_presence.py"}
+    assert firsts[:3] == ["sole", "suites/test_state_timeout.py", "suites/test_csi.py"], (
+        done.stdout + done.stderr
+    )
+    assert set(firsts[3:]) == {"suites/test_metrics.py", "suites/test_compression.py"}
     assert kinds.count("sole") == 4
 
 

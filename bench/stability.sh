@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Stability: the reference suite RUNS times in a row (default 20), as `make test` runs it
-# (WORKERS xdist workers, default 8), then one run interrupted with SIGINT halfway through
+# Stability: the reference suite RUNS times in a row (default 20) on WORKERS xdist workers
+# (default 4, as `make conformance`), then one run interrupted with SIGINT halfway through
 # (half the mean duration of the runs before it). Reports flaky tests (passed in one run,
 # failed in another) and every container, network, volume or run folder a run left
 # behind. Each run has its own run id (XC_RUN_ID=stab<stamp>n<i>), so servers of other
@@ -11,7 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 runs=${1:-20}
-workers=${WORKERS:-8}
+workers=${WORKERS:-4}
 out=reports/bench/stability
 stamp=$(date +%s)
 prefix="stab${stamp}"

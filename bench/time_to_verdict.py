@@ -12,12 +12,15 @@ Measures, in one run:
 - all suites against the reference targets, with 1, 2, 3, 4, 6 and 8 xdist workers;
 - the floor: the slowest boot of one copy plus the longest wait a profile configures
   ([timeouts] pre_session_timeout, [stream_management] resume_timeout). A lane is one
-  xdist worker: it runs one test at a time, and all lanes share the servers, which boot
-  once. No lane can finish before the servers are up and its longest configured wait is
-  over, so no run can end before the floor, however many lanes it has;
-- the check floor: the slowest boot plus the longest single test body (pytest's `call`
-  phase, read from `--durations`). One test's steps run one after another (a CSI check
-  watches a QUIET window after each step), so no number of lanes ends a run sooner.
+  xdist worker: it runs one test, or one batch of checks side by side (suites/batch.py),
+  at a time, and all lanes share the servers, which boot once. No lane can finish before
+  the servers are up and its longest configured wait is over, so no run can end before
+  the floor, however many lanes it has;
+- the check floor: the slowest boot plus the longest single check: a test body (pytest's
+  `call` phase, read from `--durations`) or a batched check as its batch timed it
+  (suites/batch.py writes those to the file named by XC_CHECK_SECONDS). One check's steps
+  run one after another (a CSI check watches a QUIET window after each step), so no
+  number of lanes ends a run sooner.
 
 Writes reports/bench/time-to-verdict.json and .md and prints the table.
 
@@ -40,6 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness.background import CHECK_SECONDS  # noqa: E402
 from harness.compose import BASE_SCRIPT, ComposeProject, docker  # noqa: E402
 from harness.targets import load_catalog, select  # noqa: E402
 
@@ -54,8 +58,9 @@ BENCH_BASE = "xc-bench/debian-base:cold"
 # Profile keys that are waits a check must sit through, in seconds.
 WAIT_KEYS = (("timeouts", "pre_session_timeout"), ("stream_management", "resume_timeout"))
 SUMMARY = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)")
-# A line of pytest's --durations table: "6.85s call     suites/test_csi.py::test_x[prosody]".
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)s call\s+(\S+)", re.MULTILINE)
+# A line of pytest's --durations table, "6.85s call     suites/test_x.py::test_y[prosody]",
+# or of a batch's check times, "6.12s check suites/test_x.py::test_y[prosody]".
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)s (?:call|check)\s+(\S+)", re.MULTILINE)
 
 
 def say(message: str) -> None:
@@ -71,8 +76,11 @@ def timed(argv: list[str], log_name: str) -> dict[str, Any]:
     started = time.monotonic()
     log_path = OUT / f"{log_name}.log"
     argv = [*argv, f"--report-dir={OUT / 'runs' / log_name}"]
+    checks = OUT / f"{log_name}.checks"
+    checks.unlink(missing_ok=True)
+    env = {**os.environ, CHECK_SECONDS: str(checks)}
     with log_path.open("w") as out:
-        done = subprocess.run(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        done = subprocess.run(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
     seconds = time.monotonic() - started
     text = log_path.read_text(errors="replace")
     tail = text.splitlines()[-1:]
@@ -82,14 +90,15 @@ def timed(argv: list[str], log_name: str) -> dict[str, Any]:
         "exit": done.returncode,
         "counts": counts,
     }
-    longest = longest_call(text)
+    longest = longest_call(text + (checks.read_text() if checks.exists() else ""))
     if longest is not None:
         result["longest_call"] = {"seconds": longest[0], "test": longest[1]}
     return result
 
 
 def longest_call(output: str) -> tuple[float, str] | None:
-    """The slowest test body in a pytest output that has a --durations table."""
+    """The slowest test body or batched check in a pytest output that has a --durations
+    table, followed by the check times the batches wrote."""
     calls = [(float(seconds), test) for seconds, test in DURATION.findall(output)]
     return max(calls) if calls else None
 
@@ -193,7 +202,7 @@ def longest_check(totals: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--skip-cold", action="store_true", help="do not build from nothing")
-    parser.add_argument("--workers", default="1,2,4,8,12", help="xdist worker counts to time")
+    parser.add_argument("--workers", default="1,2,3,4,6,8", help="xdist worker counts to time")
     parser.add_argument("--copies", default="1,2,3,4", help="server sets to boot at once")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -234,7 +243,10 @@ def main() -> None:
             "slowest_boot_s": slowest_boot,
             "longest_configured_wait_s": longest,
             "floor_s": round(floor, 1),
-            "lane": "one xdist worker: one test at a time; all lanes share one server set",
+            "lane": (
+                "one xdist worker: one test or one batch of checks at a time; all lanes share "
+                "one server set"
+            ),
         },
         "check_floor": {
             "slowest_boot_s": slowest_boot,
@@ -280,7 +292,7 @@ def render(result: dict[str, Any]) -> str:
     lines.append(f"| lane | {floor['lane']} |")
     check = result["check_floor"]
     lines.append(
-        f"| check floor: slowest boot {check['slowest_boot_s']} + longest test body "
+        f"| check floor: slowest boot {check['slowest_boot_s']} + longest check "
         f"{check['longest_test_s']} ({check['longest_test']}) | {check['floor_s']} |"
     )
     best = str(result["best_workers"])

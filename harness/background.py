@@ -19,6 +19,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# The environment variable naming a file to which the batches of suites/batch.py append
+# how long each of their checks took ("6.12s check <test id>", in the manner of pytest's
+# --durations), for bench/time_to_verdict.py.
+CHECK_SECONDS = "XC_CHECK_SECONDS"
+
 
 class BackgroundTimeout(AssertionError):
     """An observation did not finish within its bound."""

@@ -26,9 +26,11 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import os
+import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -38,7 +40,7 @@ import pytest
 
 from clients.transcript import Transcript
 from conftest import Sessions, Users
-from harness.background import Background
+from harness.background import CHECK_SECONDS, Background
 from harness.lab import TURNS, Lab, linger, server_key
 from harness.targets import Target
 
@@ -79,6 +81,7 @@ class Case:
     lines: list[str] = field(default_factory=list)
     measured: list[tuple[str, str]] = field(default_factory=list)
     started: float = 0.0
+    seconds: float | None = None
     steady: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -156,6 +159,26 @@ def cases_of(module: ModuleType, items: list[pytest.Item], lab: Lab, want: Want)
         Case(s.item.nodeid, s.target, check_of(module, s.name), want, s.arguments)
         for s in selected(module, items, lab)
     ]
+
+
+def run_batch(
+    name: str,
+    module: str,
+    want: Want,
+    bound: float | Callable[[Target], float],
+    lab: Lab,
+    request: pytest.FixtureRequest,
+    quiet_start: bool = False,
+) -> Iterator[Batch]:
+    """The body of a batched module's session fixture: the batch of the selected tests of
+    `module` (a module name), started; closed at the end of the run, also after a failed
+    start."""
+    cases = cases_of(sys.modules[module], request.session.items, lab, want)
+    batch = Batch(name, cases, bound, lab, quiet_start)
+    try:
+        yield batch.start()
+    finally:
+        batch.close()
 
 
 class Batch:
@@ -244,6 +267,7 @@ class Batch:
                 target=case.target, users=users, sessions=sessions, want=want, **case.arguments
             )
         finally:
+            case.seconds = time.time() - case.started
             case.steady.set()
             await sessions.close_all()
 
@@ -297,5 +321,14 @@ class Batch:
 
     def close(self) -> None:
         self.background.close()
+        self._write_seconds()
         logging.getLogger().removeHandler(self.handler)
         self.turns.close()
+
+    def _write_seconds(self) -> None:
+        path = os.environ.get(CHECK_SECONDS)
+        ended = [c for c in self.cases.values() if c.seconds is not None]
+        if not path or not ended:
+            return
+        with open(path, "a") as out:
+            out.writelines(f"{c.seconds:.2f}s check {c.key}\n" for c in ended)

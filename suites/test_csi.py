@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from harness.judges.csi import (
 )
 from harness.lab import Lab
 from harness.targets import Target
-from suites.batch import Batch, cases_of
+from suites.batch import Batch, run_batch
 from suites.steps import QUIET, WAIT
 
 log = logging.getLogger(__name__)
@@ -71,10 +70,7 @@ BOUND = 150.0
 @pytest.fixture(scope="session")
 def csi(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Batch]:
     """The checks of every selected test of this module, started together (suites/batch.py)."""
-    cases = cases_of(sys.modules[__name__], request.session.items, lab, csi_of)
-    batch = Batch("csi", cases, BOUND, lab)
-    yield batch.start()
-    batch.close()
+    yield from run_batch("csi", __name__, csi_of, BOUND, lab, request)
 
 
 def csi_of(target: Target) -> CsiExpect:

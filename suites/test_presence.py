@@ -19,7 +19,6 @@ side by side (suites/batch.py); the test `test_<name>` passes or fails as its ch
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -33,7 +32,7 @@ from harness.judges import presence as judge
 from harness.judges.presence import PresenceExpect
 from harness.lab import Lab
 from harness.targets import Target
-from suites.batch import Batch, cases_of
+from suites.batch import Batch, run_batch
 from suites.steps import WAIT, online, settle
 
 pytestmark = [pytest.mark.area("presence"), pytest.mark.batched]
@@ -49,10 +48,7 @@ def presence_of(target: Target) -> PresenceExpect:
 @pytest.fixture(scope="session")
 def presence(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Batch]:
     """The checks of every selected test of this module, started together (suites/batch.py)."""
-    cases = cases_of(sys.modules[__name__], request.session.items, lab, presence_of)
-    batch = Batch("presence", cases, BOUND, lab)
-    yield batch.start()
-    batch.close()
+    yield from run_batch("presence", __name__, presence_of, BOUND, lab, request)
 
 
 def test_initial_presence_is_echoed_to_sender(

@@ -19,7 +19,6 @@ the test in the report, a line in the log and a note at the end of the transcrip
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -30,7 +29,7 @@ from harness.judges import verdict
 from harness.judges.timeouts import IdleClose, TimeoutExpect
 from harness.lab import Lab
 from harness.targets import Target
-from suites.batch import Batch, cases_of
+from suites.batch import Batch, run_batch
 from suites.stream_steps import describe_close, report, watch_idle
 
 log = logging.getLogger(__name__)
@@ -59,10 +58,7 @@ def bound(target: Target) -> float:
 @pytest.fixture(scope="session")
 def idle(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Batch]:
     """The idle connections of every selected test here, watched side by side."""
-    cases = cases_of(sys.modules[__name__], request.session.items, lab, timeouts_of)
-    batch = Batch("idle", cases, bound, lab, quiet_start=True)
-    yield batch.start()
-    batch.close()
+    yield from run_batch("idle", __name__, timeouts_of, bound, lab, request, quiet_start=True)
 
 
 def test_connection_that_sends_nothing_is_closed_as_profile_says(

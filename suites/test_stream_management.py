@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -64,7 +63,7 @@ from harness.judges.stream_management import (
 )
 from harness.lab import Lab
 from harness.targets import Target
-from suites.batch import Batch, cases_of
+from suites.batch import Batch, run_batch
 from suites.steps import QUIET, WAIT, online
 from suites.test_presence import given_contacts
 
@@ -92,10 +91,7 @@ def bound(target: Target) -> float:
 @pytest.fixture(scope="session")
 def sm(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Batch]:
     """The checks of every selected test of this module, started together (suites/batch.py)."""
-    cases = cases_of(sys.modules[__name__], request.session.items, lab, sm_of)
-    batch = Batch("stream-management", cases, bound, lab)
-    yield batch.start()
-    batch.close()
+    yield from run_batch("stream-management", __name__, sm_of, bound, lab, request)
 
 
 def test_sm_is_advertised_in_stream_features_as_profile_says(

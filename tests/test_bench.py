@@ -40,6 +40,14 @@ def test_longest_call_is_the_slowest_test_body_not_a_fixture_setup() -> None:
     )
 
 
+def test_a_batched_check_longer_than_every_test_body_is_the_longest() -> None:
+    checks = "7.12s check suites/test_stream_management.py::test_held_session[prosody]\n"
+
+    longest = bench().longest_call(OUTPUT + checks)
+
+    assert longest == (7.12, "suites/test_stream_management.py::test_held_session[prosody]")
+
+
 def test_output_without_a_durations_table_has_no_longest_call() -> None:
     assert bench().longest_call("147 passed in 33.29s\n") is None
 

@@ -126,8 +126,10 @@ def watches(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Batch]:
         for chosen in selected(sys.modules[__name__], request.session.items, lab)
     ]
     batch = Batch("idle-claims", cases, suite.bound, lab, quiet_start=True)
-    yield batch.start()
-    batch.close()
+    try:
+        yield batch.start()
+    finally:
+        batch.close()
 
 
 @pytest.mark.parametrize(("case", "check", "key", "wrong"), WRONG_CLAIMS, ids=IDS)

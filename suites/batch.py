@@ -295,8 +295,12 @@ class Batch:
             self._taken(case.key)
 
     def _attach(self, case: Case) -> None:
+        """The case's report: measured values, its own duration (the test's is only its
+        wait for the outcome), transcript and log lines."""
         for name, value in case.measured:
             allure.dynamic.parameter(name, value, excluded=True)
+        if case.seconds is not None:
+            allure.dynamic.parameter("check took", f"{case.seconds:.2f} s", excluded=True)
         allure.attach(
             case.transcript.render(),
             name="stream transcript",

@@ -301,7 +301,7 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
         + (f"; not started: {', '.join(lab.broken)}" if lab.broken else "")
     )
     config._xc_lab = lab  # type: ignore[attr-defined]
-    TURNS.expect_lone(lone_turns(request.session.items, lab))
+    TURNS.expect_lone(*lone_turns(request.session.items, lab))
     yield lab
     if keep and lab.project is not None:
         lab.progress(f"servers kept: compose project {lab.project.name}")
@@ -309,10 +309,10 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
         lab.stop()
 
 
-def lone_turns(items: list[pytest.Item], lab: Lab) -> dict[str, int]:
+def lone_turns(items: list[pytest.Item], lab: Lab) -> tuple[dict[str, int], dict[str, int]]:
     """How many lone turns each running server will see in the run: one per test marked
     `sole_traffic`, and one per batch with a quiet start (suites/batch.py) that has
-    checks on it."""
+    checks on it; and how many of them are those quiet starts, which come last."""
     counts: dict[str, int] = {}
     quiet_starts: set[tuple[str, str]] = set()
     for item in items:
@@ -326,9 +326,11 @@ def lone_turns(items: list[pytest.Item], lab: Lab) -> dict[str, int]:
         batched = item.get_closest_marker("batched")
         if batched is not None and batched.kwargs.get("quiet_start"):
             quiet_starts.add((item.nodeid.split("::", 1)[0], server))
+    last: dict[str, int] = {}
     for _module, server in quiet_starts:
         counts[server] = counts.get(server, 0) + 1
-    return counts
+        last[server] = last.get(server, 0) + 1
+    return counts, last
 
 
 @pytest.fixture(autouse=True)

@@ -211,6 +211,9 @@ class Batch:
         servers = self._servers()
         logging.getLogger().addHandler(self.handler)
         if self.quiet_start:
+            # The watched connections outlive the lone turn: the sole-traffic tests go first.
+            for server in servers:
+                TURNS.after_other_lone_turns(server)
             with contextlib.ExitStack() as alone:
                 for server, settle in servers.items():
                     alone.enter_context(TURNS.take(server, alone=True, settle=settle))

@@ -186,6 +186,24 @@ def test_shared_turn_goes_ahead_when_expected_lone_turns_never_come() -> None:
     assert 0.25 <= waited < 2
 
 
+def test_last_lone_turn_waits_for_the_sole_traffic_turns_not_for_itself() -> None:
+    quiet, sole = Turns(), Turns()
+    quiet.expect_lone({SERVER: 2}, last={SERVER: 1})
+
+    def sole_test() -> None:
+        time.sleep(0.3)
+        with sole.take(SERVER, alone=True, timeout=5):
+            pass
+
+    started = time.monotonic()
+    threading.Thread(target=sole_test).start()
+    quiet.after_other_lone_turns(SERVER, timeout=5)
+    waited = time.monotonic() - started
+
+    assert 0.25 <= waited < 2
+    assert quiet.lone_turns_ended(SERVER) == 1
+
+
 def test_lone_turn_that_fails_still_counts_as_ended() -> None:
     lone = Turns()
 

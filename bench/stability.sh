@@ -9,6 +9,8 @@
 #   bash bench/stability.sh [RUNS]
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# As the Makefile does: pytest keeps the modules it rewrites as bytecode.
+unset PYTHONDONTWRITEBYTECODE
 
 runs=${1:-20}
 workers=${WORKERS:-4}

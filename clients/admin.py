@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from clients.tls import verifying_context
+
 log = logging.getLogger(__name__)
 
 RUN_TOKEN = secrets.token_hex(3)
@@ -71,7 +73,7 @@ class GraphQLAdmin:
     async def query(self, text: str, what: str) -> dict[str, Any]:
         auth = (self.username, self.password)
         try:
-            async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+            async with httpx.AsyncClient(timeout=TIMEOUT, verify=verifying_context()) as http:
                 reply = await http.post(self.url, json={"query": text}, auth=auth)
         except httpx.HTTPError as exc:
             raise AdminError(f"GraphQL {self.url}: {what} failed: {exc!r}") from None
@@ -181,7 +183,7 @@ class EjabberdAdmin:
     base_url: str
 
     async def register(self, accounts: Sequence[Account]) -> None:
-        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        async with httpx.AsyncClient(timeout=TIMEOUT, verify=verifying_context()) as http:
             for a in accounts:
                 body = {"user": a.local, "host": a.domain, "password": a.password}
                 try:

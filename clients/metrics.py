@@ -35,6 +35,8 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as _classic_families
 
+from clients.tls import verifying_context
+
 log = logging.getLogger(__name__)
 
 MetricName = tuple[str, ...]
@@ -293,7 +295,11 @@ class _HttpReader:
         auth = httpx.BasicAuth(username, password) if username or password else None
         # trust_env=False: a proxy from the environment must not sit between us and the target.
         self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout), headers=headers, auth=auth, trust_env=False
+            timeout=httpx.Timeout(timeout),
+            headers=headers,
+            auth=auth,
+            trust_env=False,
+            verify=verifying_context(),
         )
         self.history: deque[RawReply] = deque(maxlen=HISTORY_SIZE)
 

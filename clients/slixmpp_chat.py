@@ -14,6 +14,7 @@ import slixmpp.exceptions
 from clients.admin import Account
 from clients.chat import SM_NS, ChatClient, Endpoint
 from clients.inbox import Inbox, StanzaTimeout
+from clients.tls import verifying_context
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,9 @@ class SlixmppChat(ChatClient):
         timeout: float = 10.0,
         plugins: tuple[str, ...] = (),
     ) -> SlixmppChat:
-        xmpp = slixmpp.ClientXMPP(f"{account.jid}/{resource}", account.password)
+        xmpp = slixmpp.ClientXMPP(
+            f"{account.jid}/{resource}", account.password, ssl_context=verifying_context()
+        )
         # The test servers speak plain TCP: no StartTLS, no direct TLS.
         xmpp.enable_starttls = False
         xmpp.enable_direct_tls = False

@@ -502,3 +502,8 @@ def test_image_without_a_recorded_build_is_built(images: dict[str, str], tmp_pat
     stamp = compose.BuildStamp("ejabberd", tmp_path, "xmpp-conformance/ejabberd:23.01")
 
     assert not stamp.current()
+
+
+def test_suite_processes_run_below_the_servers_cpu_priority() -> None:
+    # pytest_configure of this very process lowered it.
+    assert os.nice(0) >= conftest.NICENESS

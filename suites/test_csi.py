@@ -65,6 +65,8 @@ FILL_ORDER = ("chat", "chat_state", "presence", "iq")
 
 # The longest a check may take: logins and a dozen steps of up to WAIT + QUIET each.
 BOUND = 150.0
+# Pings a bystander round-trips between two steps (see server_settled).
+SETTLE_TURNS = 3
 
 
 @pytest.fixture(scope="session")
@@ -361,9 +363,23 @@ async def when_steps_run(
             await wait_for_steps(party.bob, due, marks[-1])
         if quiet_after(script, index, bool(due)):
             await party.bob.inbox.collect(QUIET)
+        if index + 1 < len(script):
+            await server_settled(party)
     marks.append(party.bob.inbox.mark())
     after = [party.bob.inbox.since(m)[: marks[i + 1] - m] for i, m in enumerate(marks[:-1])]
     return Timeline(party.bob.jid, steps, after, closed_reason(party.bob))
+
+
+async def server_settled(party: Party) -> None:
+    """Waits until the server has run a few turns of its own since the last step: carol
+    round-trips SETTLE_TURNS pings to the server, one after another (nothing of them goes
+    to bob). A
+    server that goes back to inactive after a flush on a timer (Prosody: once the write
+    buffer drains, then a 0 s timer, each one turn of its event loop) has done so by then,
+    however long its turns take on a busy machine; the QUIET window alone is a fixed time
+    (seen: a Prosody short of CPU still active 1.5 s after a flush)."""
+    for _ in range(SETTLE_TURNS):
+        await party.carol.barrier(WAIT)
 
 
 def act(actor: RawChat, step: Step, bob: str) -> None:

@@ -373,11 +373,12 @@ async def when_steps_run(
 async def server_settled(party: Party) -> None:
     """Waits until the server has run a few turns of its own since the last step: carol
     round-trips SETTLE_TURNS pings to the server, one after another (nothing of them goes
-    to bob). A
-    server that goes back to inactive after a flush on a timer (Prosody: once the write
-    buffer drains, then a 0 s timer, each one turn of its event loop) has done so by then,
-    however long its turns take on a busy machine; the QUIET window alone is a fixed time
-    (seen: a Prosody short of CPU still active 1.5 s after a flush)."""
+    to bob). A server that goes back to inactive after a flush on a timer (Prosody: once
+    the write buffer drains, then a 0 s timer, each one turn of its event loop) should
+    have done so by then, however long its turns take on a busy machine, where the QUIET
+    window alone is a fixed time (seen: a Prosody short of CPU still active over a second
+    after a flush). A loaded Prosody has still been seen active after these turns, once
+    in 20 runs (README, Performance)."""
     for _ in range(SETTLE_TURNS):
         await party.carol.barrier(WAIT)
 

@@ -19,8 +19,11 @@ stamp=$(date +%s)
 prefix="stab${stamp}"
 rm -rf "$out" && mkdir -p "$out"
 
+# A command started with `&` by a shell without job control ignores SIGINT, and so does
+# everything it starts; pytest then never sees the signal of the interrupted run. Each run
+# gets SIGINT's default back.
 pytest_run() { # run id, junit file, log file
-  XC_RUN_ID="$1" .venv/bin/pytest suites/ --targets=reference -p no:cacheprovider -q \
+  XC_RUN_ID="$1" env --default-signal=INT .venv/bin/pytest suites/ --targets=reference -p no:cacheprovider -q \
     -n "$workers" -o addopts= -ra --strict-markers --report-dir="$out/report-$1" \
     --junitxml="$2" >"$3" 2>&1
 }

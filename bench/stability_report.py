@@ -11,6 +11,9 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
+# pytest's exit status for a run stopped by the user (SIGINT).
+INTERRUPTED = "2"
+
 
 def outcome_of(case: ET.Element) -> str:
     if case.find("failure") is not None or case.find("error") is not None:
@@ -75,6 +78,8 @@ def main() -> None:
             f"- run interrupted with SIGINT after {after} s: exit {status}, ended {took} s "
             f"after the signal; left behind: {len(left_interrupt)}"
         )
+        if status != INTERRUPTED:
+            print(f"  - pytest did not stop on the signal: exit {status}, not {INTERRUPTED}")
     for name in left_interrupt:
         print(f"  - {name}")
 

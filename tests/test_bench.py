@@ -1,8 +1,11 @@
-"""The time-to-verdict bench reads the slowest test body from pytest's durations table."""
+"""The time-to-verdict bench reads the slowest test body from pytest's durations table; the
+stability bench's summary says when its interrupted run was not stopped by the signal."""
 
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -64,3 +67,28 @@ def test_check_floor_comes_from_the_run_with_the_fewest_workers() -> None:
 def test_runs_without_durations_give_a_clear_error() -> None:
     with pytest.raises(SystemExit, match="no run printed a --durations table"):
         bench().longest_check({"1": {"seconds": 160.0}})
+
+
+def stability_summary(folder: Path, interrupted: str) -> str:
+    (folder / "runs.tsv").write_text("1\t0\t30\n")
+    (folder / "interrupted.tsv").write_text(interrupted)
+    report = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "stability_report.py"), str(folder), "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return report.stdout
+
+
+def test_stability_report_says_when_sigint_did_not_stop_the_run(tmp_path: Path) -> None:
+    summary = stability_summary(tmp_path, "15\t0\t18\n")
+
+    assert "did not stop on the signal: exit 0, not 2" in summary
+
+
+def test_stability_report_of_a_run_stopped_by_sigint_has_no_warning(tmp_path: Path) -> None:
+    summary = stability_summary(tmp_path, "15\t2\t9\n")
+
+    assert "exit 2, ended 9 s after the signal" in summary
+    assert "did not stop" not in summary

@@ -200,8 +200,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # Test modules that keep state in module- or session-scoped fixtures: the idle watches of a
 # target, the batches of checks (suites/batch.py), the pools of config trials, the
 # cluster rehearsal (its last test splits the cluster), a nested pytest run whose results
-# several tests read. Under xdist each runs whole on one
-# worker; tests/test_shared_servers.py keeps this list complete.
+# several tests read. Under xdist each runs whole on one worker, and they are handed out
+# in this order, the longest first (README, Performance), so that the last to end starts
+# early; tests/test_shared_servers.py keeps this list complete.
 ONE_WORKER_MODULES = (
     "suites/test_state_timeout.py",
     "suites/test_csi.py",
@@ -236,26 +237,26 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return StatefulModulesTogether(config, log)
 
 
-def run_order(item: pytest.Item) -> int:
+def run_order(item: pytest.Item) -> tuple[int, int]:
     """Where a test goes in the run: `sole_traffic` tests first, while no earlier test has
     left a session behind that its server still holds (a lone turn would otherwise wait
     out the resume timeout of such sessions, see harness.lab.Turns); then the batches
     with a quiet start (suites/batch.py), which take the servers alone for a moment too;
-    then the other modules that run whole on one worker, the longest units; then
-    everything else.
+    then the other modules that run whole on one worker, the longest units, in the order
+    of ONE_WORKER_MODULES; then everything else.
 
     Shared turns wait for the run's lone turns to end, so a lone turn must never sit
     behind a unit that takes a shared one. xdist hands every worker its first two units
     in this order, so the lone turns always come first on whichever worker has them."""
     module = item.nodeid.split("::", 1)[0]
     if item.get_closest_marker("sole_traffic") is not None:
-        return 0
+        return (0, 0)
     batched = item.get_closest_marker("batched")
     if batched is not None and batched.kwargs.get("quiet_start"):
-        return 1
+        return (1, 0)
     if module in ONE_WORKER_MODULES:
-        return 2
-    return 3
+        return (2, ONE_WORKER_MODULES.index(module))
+    return (3, 0)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -381,6 +381,25 @@ def test_run_order_is_sole_traffic_quiet_starts_one_worker_modules_then_the_rest
     assert kinds.count("sole") == 4
 
 
+def test_one_worker_modules_are_handed_out_longest_first_not_by_name() -> None:
+    modules = ["suites/test_presence.py", "suites/test_stream_management.py"]
+    argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-o", "addopts="]
+
+    done = subprocess.run(
+        [*argv, "-p", "no:cacheprovider", *modules, "--targets=reference"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    collected = [line.split("::", 1)[0] for line in done.stdout.splitlines() if "::" in line]
+    firsts = [m for i, m in enumerate(collected) if i == 0 or collected[i - 1] != m]
+    assert firsts == ["suites/test_stream_management.py", "suites/test_presence.py"], (
+        done.stdout + done.stderr
+    )
+
+
 # Reading the containers ------------------------------------------------------------------------
 
 

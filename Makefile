@@ -30,8 +30,8 @@ conformance: setup docker report-tools
 	  $(PYTEST_ARGS); \
 	status=$$?; bash scripts/report.sh build || status=$$((status ? status : 1)); exit $$status
 
-# WORKERS=0 (CONFORMANCE_WORKERS=0) runs everything in one process (README, Performance). `make test` ends with
-# the sensitivity self-test.
+# WORKERS=0 (CONFORMANCE_WORKERS=0) runs everything in one process (README, Performance).
+# `make test` ends with the sensitivity self-test.
 test: setup docker lint actionlint report-tools
 	$(BIN)/pytest tests/ suites/ --targets=reference -n $(WORKERS) --clean-alluredir \
 	  $(PYTEST_ARGS); \

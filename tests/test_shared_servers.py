@@ -351,6 +351,26 @@ def test_one_worker_modules_are_one_unit_and_other_tests_one_unit_each() -> None
     )
 
 
+def collected_in_run_order(modules: list[str]) -> tuple[list[str], str]:
+    """The node ids pytest collects from the modules, in the order the run sorts them, and
+    its whole output."""
+    argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-o", "addopts="]
+    done = subprocess.run(
+        [*argv, "-p", "no:cacheprovider", *modules, "--targets=reference"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    nodeids = [line for line in done.stdout.splitlines() if "::" in line]
+    return nodeids, done.stdout + done.stderr
+
+
+def runs_of(kinds: list[str]) -> list[str]:
+    """The first of every run of equal neighbours."""
+    return [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k]
+
+
 def test_run_order_is_sole_traffic_quiet_starts_one_worker_modules_then_the_rest() -> None:
     modules = [
         "suites/test_csi.py",
@@ -358,46 +378,25 @@ def test_run_order_is_sole_traffic_quiet_starts_one_worker_modules_then_the_rest
         "suites/test_compression.py",
         "suites/test_state_timeout.py",
     ]
-    argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-o", "addopts="]
 
-    done = subprocess.run(
-        [*argv, "-p", "no:cacheprovider", *modules, "--targets=reference"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    nodeids, output = collected_in_run_order(modules)
 
-    collected = [line for line in done.stdout.splitlines() if "::" in line]
     kinds = [
-        "sole" if "session_counters" in nodeid else nodeid.split("::", 1)[0]
-        for nodeid in collected
+        "sole" if "session_counters" in nodeid else nodeid.split("::", 1)[0] for nodeid in nodeids
     ]
-    firsts = [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k]
-    assert firsts[:3] == ["sole", "suites/test_state_timeout.py", "suites/test_csi.py"], (
-        done.stdout + done.stderr
-    )
+    firsts = runs_of(kinds)
+    assert firsts[:3] == ["sole", "suites/test_state_timeout.py", "suites/test_csi.py"], output
     assert set(firsts[3:]) == {"suites/test_metrics.py", "suites/test_compression.py"}
     assert kinds.count("sole") == 4
 
 
 def test_one_worker_modules_are_handed_out_longest_first_not_by_name() -> None:
     modules = ["suites/test_presence.py", "suites/test_stream_management.py"]
-    argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-o", "addopts="]
 
-    done = subprocess.run(
-        [*argv, "-p", "no:cacheprovider", *modules, "--targets=reference"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    nodeids, output = collected_in_run_order(modules)
 
-    collected = [line.split("::", 1)[0] for line in done.stdout.splitlines() if "::" in line]
-    firsts = [m for i, m in enumerate(collected) if i == 0 or collected[i - 1] != m]
-    assert firsts == ["suites/test_stream_management.py", "suites/test_presence.py"], (
-        done.stdout + done.stderr
-    )
+    firsts = runs_of([nodeid.split("::", 1)[0] for nodeid in nodeids])
+    assert firsts == ["suites/test_stream_management.py", "suites/test_presence.py"], output
 
 
 # Reading the containers ------------------------------------------------------------------------

@@ -201,8 +201,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # target, the batches of checks (suites/batch.py), the pools of config trials, the
 # cluster rehearsal (its last test splits the cluster), a nested pytest run whose results
 # several tests read. Under xdist each runs whole on one worker, and they are handed out
-# in this order, the longest first (README, Performance), so that the last to end starts
-# early; tests/test_shared_servers.py keeps this list complete.
+# in this order: the suites' two longest (CSI, stream management) right after the
+# idle-connection batch, so that the last to end starts early (README, Performance);
+# tests/test_shared_servers.py keeps this list complete.
 ONE_WORKER_MODULES = (
     "suites/test_state_timeout.py",
     "suites/test_csi.py",

@@ -23,9 +23,9 @@ rm -rf "$out" && mkdir -p "$out"
 # everything it starts; pytest then never sees the signal of the interrupted run. Each run
 # gets SIGINT's default back.
 pytest_run() { # run id, junit file, log file
-  XC_RUN_ID="$1" env --default-signal=INT .venv/bin/pytest suites/ --targets=reference -p no:cacheprovider -q \
-    -n "$workers" -o addopts= -ra --strict-markers --report-dir="$out/report-$1" \
-    --junitxml="$2" >"$3" 2>&1
+  XC_RUN_ID="$1" env --default-signal=INT .venv/bin/pytest suites/ --targets=reference \
+    -p no:cacheprovider -q -n "$workers" -o addopts= -ra --strict-markers \
+    --report-dir="$out/report-$1" --junitxml="$2" >"$3" 2>&1
 }
 
 leftovers() { # what runs of this bench left: compose projects, trial containers, folders

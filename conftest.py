@@ -146,7 +146,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     targets = chosen_targets(config)
     if not any(t.managed for t in targets):
         return
-    boot = threading.Thread(target=boot_shared, args=(targets,), name="xc-boot", daemon=True)
+    boot = threading.Thread(
+        target=boot_shared, args=(targets, config), name="xc-boot", daemon=True
+    )
     config._xc_boot = boot  # type: ignore[attr-defined]
     boot.start()
 
@@ -166,7 +168,10 @@ def runs_suites(args: list[str], root: Path, cwd: Path) -> bool:
     return any(p.is_relative_to(suites) or suites.is_relative_to(p) for p in paths)
 
 
-def boot_shared(targets: list[Target]) -> None:
+def boot_shared(targets: list[Target], config: pytest.Config) -> None:
+    """Starts the shared servers; then asks them for their versions for the report, once
+    for the run, while the workers already test (the workers take the servers as started
+    and do not ask)."""
     started = time.monotonic()
     lab = Lab(progress=lambda message: log.info("%s", message))
     try:
@@ -175,6 +180,20 @@ def boot_shared(targets: list[Target]) -> None:
         log.warning("servers not started before the workers: %s", exc)
         return
     log.info("servers started before the workers in %.1f s", time.monotonic() - started)
+    # Imported here: pytest loads it as a plugin first (pytest_plugins) and rewrites it.
+    from harness.reporting import PLUGIN_NAME
+
+    reporter = config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if reporter is not None and not lab.adopted:
+        reporter.probe(lab)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The report waits for the controller's boot, which also reads the servers' versions."""
+    boot: threading.Thread | None = getattr(session.config, "_xc_boot", None)
+    if boot is not None:
+        boot.join(timeout=SHARED_START_TIMEOUT)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

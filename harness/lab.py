@@ -313,6 +313,8 @@ class Lab:
     boot_seconds: dict[str, float] = field(default_factory=dict)
     # The project is the run's shared one: the controller removes it, not this process.
     shared: bool = False
+    # The servers were started by another process of the run, which also reports on them.
+    adopted: bool = False
 
     def start(self, targets: list[Target], name: str | None = None) -> None:
         managed = [t for t in targets if t.managed]
@@ -356,6 +358,7 @@ class Lab:
 
     def _adopt(self, targets: list[Target], state: dict[str, Any]) -> None:
         """Takes the ports and containers another worker's start resolved."""
+        self.adopted = True
         if state["project"]:
             self.project = ComposeProject(state["project"], progress=self.progress)
         self.boot_seconds.update(state["boot_seconds"])

@@ -480,13 +480,18 @@ class Reporter:
         self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
     ) -> Generator[None, Any, Any]:
         result = yield
-        if fixturedef.argname == "lab":
-            try:
-                self.servers.update(probe_lab(result))
-            except Exception as exc:  # facts for the report must not stop the run
-                log.exception("asking the servers for their versions failed")
-                self.problems.append(f"server versions not read: {type(exc).__name__}: {exc}")
+        if fixturedef.argname == "lab" and not result.adopted:
+            self.probe(result)
         return result
+
+    def probe(self, lab: Any) -> None:
+        """Asks the servers a process started for their versions (the process that started
+        them asks, once per run; under xdist that is usually the controller)."""
+        try:
+            self.servers.update(probe_lab(lab))
+        except Exception as exc:  # facts for the report must not stop the run
+            log.exception("asking the servers for their versions failed")
+            self.problems.append(f"server versions not read: {type(exc).__name__}: {exc}")
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(

@@ -9,6 +9,7 @@ labelled Allure results, the run files, the matrix, also after an interrupted ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ from clients.raw import ConnectFailed
 from harness import reporting
 from harness.behaviours import CatalogError, Link, load_catalog, suite_tests
 from harness.judges import Mismatch, verdict
+from harness.lab import Lab
 from harness.matrix import ALLURE_GLOBALS, MARKDOWN_NAME
 from harness.profiles import PROFILES, load_profile
 from harness.reporting import CATEGORIES, categorize, executor, properties_text
@@ -570,3 +573,31 @@ def test_mongooseim_600_without_a_version_field_is_said_so(
     found = reporting.graphql_version(url, "admin", "secret")
 
     assert found.startswith("not reported: GraphQL server.status has no version field")
+
+
+# -- which process asks the servers ------------------------------------------------------
+
+
+def lab_set_up(reporter: reporting.Reporter, lab: Lab) -> None:
+    """Runs the reporter's wrapper around the setup of the `lab` fixture, which gave `lab`."""
+    wrapper = reporter.pytest_fixture_setup(
+        fixturedef=SimpleNamespace(argname="lab"),  # type: ignore[arg-type]
+        request=None,  # type: ignore[arg-type]
+    )
+    next(wrapper)
+    with contextlib.suppress(StopIteration):
+        wrapper.send(lab)
+
+
+def test_servers_are_asked_for_versions_by_the_process_that_started_them_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[Lab] = []
+    monkeypatch.setattr(reporting, "probe_lab", lambda lab: asked.append(lab) or {})
+    reporter = reporting.Reporter(SimpleNamespace())  # type: ignore[arg-type]
+    started, adopted = Lab(progress=print), Lab(progress=print, adopted=True)
+
+    lab_set_up(reporter, adopted)
+    lab_set_up(reporter, started)
+
+    assert asked == [started]

@@ -282,6 +282,7 @@ def test_worker_adopts_the_ports_and_containers_another_worker_started() -> None
     assert lab.ready["prosody"].node.container == "c1"
     assert lab.broken == {"ejabberd": "service ejabberd exited (exited)"}
     assert lab.boot_seconds == {"prosody": 3.5}
+    assert lab.adopted
 
 
 def test_shared_servers_are_not_stopped_by_a_worker() -> None:

@@ -272,20 +272,35 @@ class ComposeProject:
     def down(self) -> None:
         """Removes the project. The servers are the run's own and nothing of theirs is
         kept, so their containers are killed at once instead of stopped (a stop waits for
-        ejabberd up to the timeout); `down` then removes the network and volumes."""
+        ejabberd up to the timeout), then their networks and volumes go, found by the
+        project label both Compose versions set. Only when something is still there does
+        `down` run (about half a second of Compose's own start)."""
         self.progress(f"removing compose project {self.name}")
-        listed = docker(
-            "ps",
-            "-aq",
-            "--filter",
-            f"label=com.docker.compose.project={self.name}",
-            check=False,
-            timeout=60,
+        removed = all(
+            self._remove_labelled(kind, remove)
+            for kind, remove in (
+                ("container", ("rm", "-f", "-v")),
+                ("network", ("network", "rm")),
+                ("volume", ("volume", "rm", "-f")),
+            )
         )
+        if not removed:
+            self.run("down", "-v", "-t", "2", "--remove-orphans", timeout=300, check=False)
+
+    def _remove_labelled(self, kind: str, remove: tuple[str, ...]) -> bool:
+        """Removes the project's objects of one kind; whether none is left."""
+        listing = ("ps", "-aq") if kind == "container" else (kind, "ls", "-q")
+        label = f"label=com.docker.compose.project={self.name}"
+        listed = docker(*listing, "--filter", label, check=False, timeout=60)
         ids = listed.stdout.split()
-        if ids:
-            docker("rm", "-f", "-v", *ids, check=False, timeout=120)
-        self.run("down", "-v", "-t", "2", "--remove-orphans", timeout=300, check=False)
+        if listed.returncode != 0:
+            return False
+        if not ids:
+            return True
+        done = docker(*remove, *ids, check=False, timeout=120)
+        if done.returncode != 0:
+            log.warning("removing %s(s) %s failed: %s", kind, ids, done.stderr.strip()[-300:])
+        return done.returncode == 0
 
     def _states(self, containers: list[str]) -> dict[str, tuple[str, str]]:
         """Status and health of each container (by the id given), in one `docker inspect`;

@@ -229,6 +229,8 @@ ONE_WORKER_MODULES = (
     "suites/test_stream_management.py",
     "suites/test_presence.py",
     "suites/test_config_migration.py",
+    "suites/test_compression.py",
+    "suites/test_pre_session_limits.py",
     "suites/test_mixed_cluster.py",
     "tests/test_timeout_checks_can_fail.py",
     "tests/test_config_checks_can_fail.py",

@@ -9,16 +9,21 @@
     test_compress_without_method_gets_the_answer_in_the_profile       XEP-0138 section 3
     test_ignored_compress_leaves_the_stream_to_the_state_timeout      6.1.0 c2s_state_timeout
 
-Every test opens its own raw connection (fresh users where it authenticates); what a
+Every check opens its own raw connection (fresh users where it authenticates); what a
 target must show comes from its profile's [compression] table. An answer that turns on
 compression where the profile says it is refused fails naming the CRIME risk. Where a
 server ignores <compress/> (6.1.0), the last test checks that the state timeout still
 closes the stream, as its [timeouts] table says.
+
+Most of a check is the QUIET window after an answer, which shows whether the stream stays
+open, so the checks of all these tests, on every target, run side by side
+(suites/batch.py); the test `test_<name>` passes or fails as its check `check_<name>` did.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -30,7 +35,9 @@ from harness.judges import verdict
 from harness.judges.answers import COMPRESS_NS, Reply, classify
 from harness.judges.compression import CompressionExpect, Restart
 from harness.judges.timeouts import TimeoutExpect, judge_idle
+from harness.lab import Lab
 from harness.targets import Target
+from suites.batch import Batch, run_batch
 from suites.stream_steps import (
     ask,
     compress_request,
@@ -41,25 +48,94 @@ from suites.stream_steps import (
 
 log = logging.getLogger(__name__)
 
-pytestmark = pytest.mark.area("compression")
+pytestmark = [pytest.mark.area("compression"), pytest.mark.batched]
 
 
-@pytest.fixture
-def want(target: Target) -> CompressionExpect:
+# The longest a check may take: a login, then an answer awaited up to WAIT and watched for
+# QUIET, or an ignored <compress/> watched until the state timeout closes the stream.
+SETUP = 30.0
+
+
+@pytest.fixture(scope="session")
+def compression(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Batch]:
+    """The checks of every selected test of this module, started together (suites/batch.py)."""
+    yield from run_batch("compression", __name__, compression_of, bound, lab, request)
+
+
+def compression_of(target: Target) -> CompressionExpect:
     if not target.profile.has(judge.AREA):
         pytest.skip(f"profile {target.profile.name} has no [{judge.AREA}] table")
     return CompressionExpect.of(target.profile)
 
 
-@pytest.fixture
-def timeouts(target: Target) -> TimeoutExpect:
+def timeouts_of(target: Target) -> TimeoutExpect:
     if not target.profile.has("timeouts"):
         pytest.skip(f"profile {target.profile.name} has no [timeouts] table")
     return TimeoutExpect.of(target.profile)
 
 
-async def test_compression_offer_before_auth_follows_profile(
-    target: Target, sessions: Sessions, want: CompressionExpect
+def bound(target: Target) -> float:
+    if not target.profile.has("timeouts"):
+        return SETUP
+    return TimeoutExpect.of(target.profile).watch_for() + SETUP
+
+
+def test_compression_offer_before_auth_follows_profile(
+    target: Target, compression: Batch, request: pytest.FixtureRequest
+) -> None:
+    compression.outcome(request)
+
+
+def test_compression_offer_after_auth_follows_profile(
+    target: Target, compression: Batch, request: pytest.FixtureRequest
+) -> None:
+    compression.outcome(request)
+
+
+def test_compress_before_auth_gets_the_answer_in_the_profile(
+    target: Target, compression: Batch, request: pytest.FixtureRequest
+) -> None:
+    compression.outcome(request)
+
+
+def test_compress_after_auth_gets_the_answer_in_the_profile(
+    target: Target, compression: Batch, request: pytest.FixtureRequest
+) -> None:
+    compression.outcome(request)
+
+
+def test_compressed_stream_restarts_and_binds_over_zlib(
+    target: Target, compression: Batch, request: pytest.FixtureRequest
+) -> None:
+    compression.outcome(request)
+
+
+def test_compress_with_unknown_method_gets_the_answer_in_the_profile(
+    target: Target, compression: Batch, request: pytest.FixtureRequest
+) -> None:
+    compression.outcome(request)
+
+
+def test_compress_without_method_gets_the_answer_in_the_profile(
+    target: Target, compression: Batch, request: pytest.FixtureRequest
+) -> None:
+    compression.outcome(request)
+
+
+@pytest.mark.parametrize(
+    ("stage", "key"), [("stream_open", "answer_before_auth"), ("auth", "answer_after_auth")]
+)
+def test_ignored_compress_leaves_the_stream_to_the_state_timeout(
+    target: Target, compression: Batch, request: pytest.FixtureRequest, stage: str, key: str
+) -> None:
+    compression.outcome(request)
+
+
+# -- checks: observe, then judge -----------------------------------------------------------
+
+
+async def check_compression_offer_before_auth_follows_profile(
+    target: Target, users: Users, sessions: Sessions, want: CompressionExpect
 ) -> None:
     stream = await sessions.raw("alice")
 
@@ -68,7 +144,7 @@ async def test_compression_offer_before_auth_follows_profile(
     verdict(judge.judge_offer(want, features, "before_auth"), target.profile.name)
 
 
-async def test_compression_offer_after_auth_follows_profile(
+async def check_compression_offer_after_auth_follows_profile(
     target: Target, users: Users, sessions: Sessions, want: CompressionExpect
 ) -> None:
     stream = await given_raw_user(users, sessions)
@@ -78,8 +154,8 @@ async def test_compression_offer_after_auth_follows_profile(
     verdict(judge.judge_offer(want, features, "after_auth"), target.profile.name)
 
 
-async def test_compress_before_auth_gets_the_answer_in_the_profile(
-    target: Target, sessions: Sessions, want: CompressionExpect
+async def check_compress_before_auth_gets_the_answer_in_the_profile(
+    target: Target, users: Users, sessions: Sessions, want: CompressionExpect
 ) -> None:
     stream = await sessions.raw("alice")
     await stream.open_stream()
@@ -89,7 +165,7 @@ async def test_compress_before_auth_gets_the_answer_in_the_profile(
     verdict(judge.judge_answer(want, "answer_before_auth", reply), target.profile.name)
 
 
-async def test_compress_after_auth_gets_the_answer_in_the_profile(
+async def check_compress_after_auth_gets_the_answer_in_the_profile(
     target: Target, users: Users, sessions: Sessions, want: CompressionExpect
 ) -> None:
     stream = await given_raw_user(users, sessions)
@@ -99,7 +175,7 @@ async def test_compress_after_auth_gets_the_answer_in_the_profile(
     verdict(judge.judge_answer(want, "answer_after_auth", reply), target.profile.name)
 
 
-async def test_compressed_stream_restarts_and_binds_over_zlib(
+async def check_compressed_stream_restarts_and_binds_over_zlib(
     target: Target, users: Users, sessions: Sessions, want: CompressionExpect
 ) -> None:
     if not want.accepts_after_auth():
@@ -116,7 +192,7 @@ async def test_compressed_stream_restarts_and_binds_over_zlib(
     verdict(problems, target.profile.name)
 
 
-async def test_compress_with_unknown_method_gets_the_answer_in_the_profile(
+async def check_compress_with_unknown_method_gets_the_answer_in_the_profile(
     target: Target, users: Users, sessions: Sessions, want: CompressionExpect
 ) -> None:
     stream = await given_raw_user(users, sessions)
@@ -126,7 +202,7 @@ async def test_compress_with_unknown_method_gets_the_answer_in_the_profile(
     verdict(judge.judge_answer(want, "answer_unknown_method", reply), target.profile.name)
 
 
-async def test_compress_without_method_gets_the_answer_in_the_profile(
+async def check_compress_without_method_gets_the_answer_in_the_profile(
     target: Target, users: Users, sessions: Sessions, want: CompressionExpect
 ) -> None:
     stream = await given_raw_user(users, sessions)
@@ -136,20 +212,17 @@ async def test_compress_without_method_gets_the_answer_in_the_profile(
     verdict(judge.judge_answer(want, "answer_missing_method", reply), target.profile.name)
 
 
-@pytest.mark.parametrize(
-    ("stage", "key"), [("stream_open", "answer_before_auth"), ("auth", "answer_after_auth")]
-)
-async def test_ignored_compress_leaves_the_stream_to_the_state_timeout(
+async def check_ignored_compress_leaves_the_stream_to_the_state_timeout(
     target: Target,
     users: Users,
     sessions: Sessions,
     want: CompressionExpect,
-    timeouts: TimeoutExpect,
     stage: str,
     key: str,
 ) -> None:
     if getattr(want, key) != "ignored":
         pytest.skip(f"{key} = {getattr(want, key)!r}: the server answers <compress/>")
+    timeouts = timeouts_of(target)
     stream = await sessions.raw("alice")
     if stage == "auth":
         (account,) = await users.create("alice")

@@ -44,8 +44,11 @@ async def compress_after_auth(port: int, profile: str, transcript: Transcript) -
     target = peer_target(port, profile)
     sessions = Sessions(target, transcript, "raw")
     try:
-        await compression.test_compress_after_auth_gets_the_answer_in_the_profile(
-            target, PeerUsers(target), sessions, CompressionExpect.of(target.profile)
+        await compression.check_compress_after_auth_gets_the_answer_in_the_profile(
+            target=target,
+            users=PeerUsers(target),
+            sessions=sessions,
+            want=CompressionExpect.of(target.profile),
         )
     finally:
         await sessions.close_all()
@@ -55,8 +58,11 @@ async def compress_before_auth(port: int, profile: str, transcript: Transcript) 
     target = peer_target(port, profile)
     sessions = Sessions(target, transcript, "raw")
     try:
-        await compression.test_compress_before_auth_gets_the_answer_in_the_profile(
-            target, sessions, CompressionExpect.of(target.profile)
+        await compression.check_compress_before_auth_gets_the_answer_in_the_profile(
+            target=target,
+            users=PeerUsers(target),
+            sessions=sessions,
+            want=CompressionExpect.of(target.profile),
         )
     finally:
         await sessions.close_all()
@@ -66,8 +72,11 @@ async def offer_before_auth(port: int, profile: str, transcript: Transcript) -> 
     target = peer_target(port, profile)
     sessions = Sessions(target, transcript, "raw")
     try:
-        await compression.test_compression_offer_before_auth_follows_profile(
-            target, sessions, CompressionExpect.of(target.profile)
+        await compression.check_compression_offer_before_auth_follows_profile(
+            target=target,
+            users=PeerUsers(target),
+            sessions=sessions,
+            want=CompressionExpect.of(target.profile),
         )
     finally:
         await sessions.close_all()
@@ -77,8 +86,11 @@ async def sasl_failure_limit(port: int, profile: str, transcript: Transcript) ->
     target = peer_target(port, profile)
     sessions = Sessions(target, transcript, "raw")
     try:
-        await pre_session.test_failed_sasl_attempts_are_limited_as_profile_says(
-            target, PeerUsers(target), sessions, PreSessionExpect.of(target.profile)
+        await pre_session.check_failed_sasl_attempts_are_limited_as_profile_says(
+            target=target,
+            users=PeerUsers(target),
+            sessions=sessions,
+            want=PreSessionExpect.of(target.profile),
         )
     finally:
         await sessions.close_all()

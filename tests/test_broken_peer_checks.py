@@ -72,8 +72,8 @@ async def test_compression_enabled_where_the_profile_refuses_it_fails_naming_cri
         want = CompressionExpect.of(target.profile)
 
         with pytest.raises(Mismatch) as failure:
-            await compression.test_compress_after_auth_gets_the_answer_in_the_profile(
-                target, PeerUsers(target), sessions, want
+            await compression.check_compress_after_auth_gets_the_answer_in_the_profile(
+                target=target, users=PeerUsers(target), sessions=sessions, want=want
             )
         await sessions.close_all()
 
@@ -90,8 +90,8 @@ async def test_compression_offered_where_the_profile_refuses_it_fails_naming_cri
         want = CompressionExpect.of(target.profile)
 
         with pytest.raises(Mismatch) as failure:
-            await compression.test_compression_offer_before_auth_follows_profile(
-                target, sessions, want
+            await compression.check_compression_offer_before_auth_follows_profile(
+                target=target, users=PeerUsers(target), sessions=sessions, want=want
             )
         await sessions.close_all()
 
@@ -109,8 +109,8 @@ async def test_silent_peer_fails_the_compression_check_within_the_wait(
         started = time.monotonic()
 
         with pytest.raises(StanzaTimeout) as failure:
-            await compression.test_compress_before_auth_gets_the_answer_in_the_profile(
-                target, sessions, want
+            await compression.check_compress_before_auth_gets_the_answer_in_the_profile(
+                target=target, users=PeerUsers(target), sessions=sessions, want=want
             )
         await sessions.close_all()
 
@@ -127,8 +127,8 @@ async def test_ignoring_compress_fails_a_profile_that_wants_an_answer(
         want = CompressionExpect.of(target.profile)
 
         with pytest.raises(Mismatch) as failure:
-            await compression.test_compress_before_auth_gets_the_answer_in_the_profile(
-                target, sessions, want
+            await compression.check_compress_before_auth_gets_the_answer_in_the_profile(
+                target=target, users=PeerUsers(target), sessions=sessions, want=want
             )
         await sessions.close_all()
 
@@ -209,8 +209,8 @@ async def test_peer_closing_after_two_sasl_failures_fails_the_limit_check(
         want = PreSessionExpect.of(target.profile)
 
         with pytest.raises(Mismatch) as failure:
-            await pre_session.test_failed_sasl_attempts_are_limited_as_profile_says(
-                target, PeerUsers(target), sessions, want
+            await pre_session.check_failed_sasl_attempts_are_limited_as_profile_says(
+                target=target, users=PeerUsers(target), sessions=sessions, want=want
             )
         await sessions.close_all()
 
@@ -231,8 +231,8 @@ async def test_stanza_error_without_the_600_text_fails(transcript: Transcript) -
         want = PreSessionExpect.of(target.profile)
 
         with pytest.raises(Mismatch) as failure:
-            await pre_session.test_iq_before_auth_gets_the_answer_in_the_profile(
-                target, sessions, want
+            await pre_session.check_iq_before_auth_gets_the_answer_in_the_profile(
+                target=target, users=PeerUsers(target), sessions=sessions, want=want
             )
         await sessions.close_all()
 

@@ -15,7 +15,6 @@ import pytest
 from conftest import Sessions, Users
 from harness.judges import Mismatch
 from harness.judges.compression import CompressionExpect
-from harness.judges.timeouts import TimeoutExpect
 from harness.targets import Target
 from suites import test_compression as suite
 
@@ -42,45 +41,38 @@ def shown(claim: Any) -> str:
     return str(claim).lower() if isinstance(claim, bool) else repr(claim)
 
 
-# (check, key, the wrong claim from the true value, whether the check logs a user in)
-WRONG_CLAIMS: list[tuple[Check, str, Callable[[Any], Any], bool]] = [
+# (check, key, the wrong claim from the true value)
+WRONG_CLAIMS: list[tuple[Check, str, Callable[[Any], Any]]] = [
     (
-        suite.test_compression_offer_before_auth_follows_profile,
+        suite.check_compression_offer_before_auth_follows_profile,
         "offered_before_auth",
         flipped,
-        False,
     ),
-    (suite.test_compression_offer_after_auth_follows_profile, "offered_after_auth", flipped, True),
+    (suite.check_compression_offer_after_auth_follows_profile, "offered_after_auth", flipped),
     (
-        suite.test_compress_before_auth_gets_the_answer_in_the_profile,
+        suite.check_compress_before_auth_gets_the_answer_in_the_profile,
         "answer_before_auth",
         other_answer,
-        False,
     ),
     (
-        suite.test_compress_after_auth_gets_the_answer_in_the_profile,
+        suite.check_compress_after_auth_gets_the_answer_in_the_profile,
         "answer_after_auth",
         other_answer,
-        True,
     ),
     (
-        suite.test_compress_with_unknown_method_gets_the_answer_in_the_profile,
+        suite.check_compress_with_unknown_method_gets_the_answer_in_the_profile,
         "answer_unknown_method",
         silence,
-        True,
     ),
     (
-        suite.test_compress_without_method_gets_the_answer_in_the_profile,
+        suite.check_compress_without_method_gets_the_answer_in_the_profile,
         "answer_missing_method",
         silence,
-        True,
     ),
 ]
 
 
-@pytest.mark.parametrize(
-    ("check", "key", "wrong", "logs_in"), WRONG_CLAIMS, ids=[c[1] for c in WRONG_CLAIMS]
-)
+@pytest.mark.parametrize(("check", "key", "wrong"), WRONG_CLAIMS, ids=[c[1] for c in WRONG_CLAIMS])
 async def test_compression_check_fails_when_profile_claims_what_server_does_not_do(
     target: Target,
     users: Users,
@@ -88,16 +80,13 @@ async def test_compression_check_fails_when_profile_claims_what_server_does_not_
     check: Check,
     key: str,
     wrong: Callable[[Any], Any],
-    logs_in: bool,
 ) -> None:
     truth = CompressionExpect.of(target.profile)
     claim = wrong(getattr(truth, key))
     claimed = replace(truth, **{key: claim})
 
-    args = (target, users, sessions, claimed) if logs_in else (target, sessions, claimed)
-
     with pytest.raises(Mismatch) as failure:
-        await check(*args)
+        await check(target=target, users=users, sessions=sessions, want=claimed)
 
     assert f"{key} = {shown(claim)}" in str(failure.value)
     assert target.profile.name in str(failure.value)
@@ -112,8 +101,8 @@ async def test_compression_turned_on_where_the_profile_refuses_it_names_crime(
     claimed = replace(truth, answer_after_auth="failure:unsupported-method")
 
     with pytest.raises(Mismatch) as failure:
-        await suite.test_compress_after_auth_gets_the_answer_in_the_profile(
-            target, users, sessions, claimed
+        await suite.check_compress_after_auth_gets_the_answer_in_the_profile(
+            target=target, users=users, sessions=sessions, want=claimed
         )
 
     assert "answer_after_auth = 'failure:unsupported-method'" in str(failure.value)
@@ -132,8 +121,8 @@ async def test_zlib_restart_check_fails_where_the_server_does_not_compress(
     claimed = replace(truth, answer_after_auth="compressed")
 
     with pytest.raises(Mismatch) as failure:
-        await suite.test_compressed_stream_restarts_and_binds_over_zlib(
-            target, users, sessions, claimed
+        await suite.check_compressed_stream_restarts_and_binds_over_zlib(
+            target=target, users=users, sessions=sessions, want=claimed
         )
 
     assert "answer_after_auth = 'compressed'" in str(failure.value)
@@ -150,11 +139,10 @@ async def test_ignored_compress_check_fails_where_the_server_answers(
         pytest.skip(f"{target.name} ignores <compress/> already")
     change: dict[str, Any] = {key: "ignored"}
     claimed = replace(truth, **change)
-    timeouts = TimeoutExpect.of(target.profile)
 
     with pytest.raises(Mismatch) as failure:
-        await suite.test_ignored_compress_leaves_the_stream_to_the_state_timeout(
-            target, users, sessions, claimed, timeouts, stage, key
+        await suite.check_ignored_compress_leaves_the_stream_to_the_state_timeout(
+            target=target, users=users, sessions=sessions, want=claimed, stage=stage, key=key
         )
 
     assert f"{key} = 'ignored'" in str(failure.value)

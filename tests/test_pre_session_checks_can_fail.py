@@ -32,8 +32,8 @@ async def test_sasl_check_fails_when_profile_claims_a_limit_the_server_lacks(
     claimed = replace(truth, sasl_failure_limit=claim)
 
     with pytest.raises(Mismatch) as failure:
-        await suite.test_failed_sasl_attempts_are_limited_as_profile_says(
-            target, users, sessions, claimed
+        await suite.check_failed_sasl_attempts_are_limited_as_profile_says(
+            target=target, users=users, sessions=sessions, want=claimed
         )
 
     assert f"sasl_failure_limit = {claimed.limit_text()}" in str(failure.value)
@@ -74,9 +74,9 @@ async def run(
     key: str, target: Target, users: Users, sessions: Sessions, claimed: PreSessionExpect
 ) -> Any:
     if key == "unauthenticated_iq":
-        return await suite.test_iq_before_auth_gets_the_answer_in_the_profile(
-            target, sessions, claimed
+        return await suite.check_iq_before_auth_gets_the_answer_in_the_profile(
+            target=target, users=users, sessions=sessions, want=claimed
         )
-    return await suite.test_iq_between_bind_and_session_gets_the_answer_in_the_profile(
-        target, users, sessions, claimed
+    return await suite.check_iq_between_bind_and_session_gets_the_answer_in_the_profile(
+        target=target, users=users, sessions=sessions, want=claimed
     )

@@ -347,8 +347,8 @@ def test_one_worker_modules_are_one_unit_and_other_tests_one_unit_each() -> None
     split = scheduler._split_scope
 
     assert split("suites/test_state_timeout.py::test_a[prosody]") == "suites/test_state_timeout.py"
-    assert split("suites/test_compression.py::test_b[prosody-chat]") == (
-        "suites/test_compression.py::test_b[prosody-chat]"
+    assert split("suites/test_metrics.py::test_b[prosody-chat]") == (
+        "suites/test_metrics.py::test_b[prosody-chat]"
     )
 
 
@@ -374,9 +374,9 @@ def runs_of(kinds: list[str]) -> list[str]:
 
 def test_run_order_is_sole_traffic_quiet_starts_one_worker_modules_then_the_rest() -> None:
     modules = [
-        "suites/test_csi.py",
-        "suites/test_metrics.py",
         "suites/test_compression.py",
+        "suites/test_metrics.py",
+        "suites/test_csi.py",
         "suites/test_state_timeout.py",
     ]
 
@@ -385,9 +385,13 @@ def test_run_order_is_sole_traffic_quiet_starts_one_worker_modules_then_the_rest
     kinds = [
         "sole" if "session_counters" in nodeid else nodeid.split("::", 1)[0] for nodeid in nodeids
     ]
-    firsts = runs_of(kinds)
-    assert firsts[:3] == ["sole", "suites/test_state_timeout.py", "suites/test_csi.py"], output
-    assert set(firsts[3:]) == {"suites/test_metrics.py", "suites/test_compression.py"}
+    assert runs_of(kinds) == [
+        "sole",
+        "suites/test_state_timeout.py",
+        "suites/test_csi.py",
+        "suites/test_compression.py",
+        "suites/test_metrics.py",
+    ], output
     assert kinds.count("sole") == 4
 
 

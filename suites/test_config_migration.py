@@ -7,8 +7,9 @@ One test per trial of the profiles' [config] tables, for instance `c2s_zlib`: Mo
 6.0.0 starts with it. Each trial starts the target's own image on one config file of ours
 in a short-lived container (harness/config_trials.py): no port, a bounded wait for the
 node to exit or answer its ready probe, its log read, the container always removed. The
-trials of a target run two at a time in the background as soon as the first of them is
-needed, and a file runs once per image, however many targets share both. A target whose
+trials of every target are queued when the first test of this module runs and run two
+at a time in the background, and a file runs once per image, however many targets share
+both. A target whose
 profile has no trial of that name skips it, saying so.
 
 The MongooseIM trials need the MongooseIM images: where they are missing, the target does
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,8 +40,10 @@ from harness.config_trials import (
 from harness.judges import config as judge
 from harness.judges import verdict
 from harness.judges.config import ConfigExpect, TrialOutcome
+from harness.lab import Lab
 from harness.profiles import ProfileError
 from harness.targets import Target
+from suites.batch import selected
 from suites.stream_steps import report
 
 log = logging.getLogger(__name__)
@@ -95,7 +99,9 @@ class TrialRuns:
         self.pool = pool
         self.futures: dict[str, concurrent.futures.Future[TrialOutcome]] = {}
 
-    def start(self, *names: str) -> TrialRuns:
+    def start_all(self) -> TrialRuns:
+        """Queues every trial of the target's profile (once per image and file)."""
+        names = [t.name for t in self.want.trials]
         image = image_of(self.target)
         for name in names:
             fixture = fixture_for(self.target.profile, self.launcher, name)
@@ -119,10 +125,24 @@ class TrialRuns:
 
 
 @pytest.fixture(scope="module")
-def pool() -> Iterator[TrialPool]:
+def pool(lab: Lab, request: pytest.FixtureRequest) -> Iterator[TrialPool]:
+    """The pool, with the trials of every target the run selected here already queued: the
+    targets' trials overlap instead of each target's starting at its own first test."""
     trials = TrialPool()
+    for target in selected_targets(request.session.items, lab):
+        try:
+            TrialRuns(target, ConfigExpect.of(target.profile), trials).start_all()
+        except TrialError as exc:
+            # The target's own tests meet this again and fail with it.
+            log.warning("%s: config trials not queued: %s", target.name, exc)
     yield trials
     trials.close()
+
+
+def selected_targets(items: list[pytest.Item], lab: Lab) -> list[Target]:
+    """The targets that are up, have a [config] table and a selected test of this module."""
+    chosen = {s.target.name: s.target for s in selected(sys.modules[__name__], items, lab)}
+    return [t for _name, t in sorted(chosen.items()) if t.profile.has(judge.AREA)]
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +154,7 @@ def want(target: Target) -> ConfigExpect:
 
 @pytest.fixture(scope="module")
 def trials(target: Target, want: ConfigExpect, pool: TrialPool) -> TrialRuns:
-    return TrialRuns(target, want, pool).start(*(t.name for t in want.trials))
+    return TrialRuns(target, want, pool).start_all()
 
 
 def test_config_trial_ends_as_profile_says(

@@ -34,7 +34,7 @@ def pool() -> Iterator[suite.TrialPool]:
 
 @pytest.fixture(scope="module")
 def trials(target: Target, truth: ConfigExpect, pool: suite.TrialPool) -> suite.TrialRuns:
-    return suite.TrialRuns(target, truth, pool).start(*(t.name for t in truth.trials))
+    return suite.TrialRuns(target, truth, pool).start_all()
 
 
 def turned_round(trial: Trial) -> Trial:

@@ -18,7 +18,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,6 @@ from clients.admin import (
     UserAdmin,
     fresh_name,
 )
-from clients.aioxmpp_chat import AioxmppChat
 from clients.chat import STACKS, ChatClient, Endpoint, RawChat
 from clients.raw import RawStream
 from clients.slixmpp_chat import SlixmppChat
@@ -458,6 +457,21 @@ def users(target: Target) -> Users:
     return Users(target)
 
 
+def login_of(stack: str) -> Callable[..., Awaitable[ChatClient]]:
+    """The login of a client stack. aioxmpp is imported only when a test logs in with it:
+    its import takes 0.2 s of CPU, in every process of a run that starts while the servers
+    boot, and most processes never use it."""
+    if stack == "aioxmpp":
+        from clients.aioxmpp_chat import AioxmppChat
+
+        return AioxmppChat.login
+    logins: dict[str, Callable[..., Awaitable[ChatClient]]] = {
+        "slixmpp": SlixmppChat.login,
+        "raw": RawChat.login,
+    }
+    return logins[stack]
+
+
 class Sessions:
     """Logs clients in on a chosen stack and closes whatever is still open afterwards."""
 
@@ -482,9 +496,7 @@ class Sessions:
     ) -> ChatClient:
         chosen = stack or self.stack
         resource = resource or f"{name}-{chosen}"
-        login = {"slixmpp": SlixmppChat.login, "aioxmpp": AioxmppChat.login, "raw": RawChat.login}[
-            chosen
-        ]
+        login = login_of(chosen)
         client = await login(name, self.endpoint(node), account, resource, self.transcript)
         self.clients.append(client)
         return client

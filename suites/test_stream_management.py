@@ -38,7 +38,6 @@ from collections.abc import Iterator
 import pytest
 
 from clients.admin import Account
-from clients.aioxmpp_chat import AioxmppChat
 from clients.chat import SM_NS, ChatClient, RawChat, is_sm, sm_xml
 from clients.inbox import (
     STREAM_NS,
@@ -50,7 +49,7 @@ from clients.inbox import (
 )
 from clients.raw import RawStream
 from clients.slixmpp_chat import SlixmppChat
-from conftest import Sessions, Users
+from conftest import Sessions, Users, login_of
 from harness.judges import stream_management as judge
 from harness.judges import verdict
 from harness.judges.presence import PresenceExpect
@@ -534,7 +533,7 @@ async def login_with_sm(sessions: Sessions, name: str, account: Account, stack: 
         sessions.clients.append(client)
         await client.sm_ready(WAIT)
     else:
-        client = await AioxmppChat.login(
+        client = await login_of("aioxmpp")(
             name, endpoint, account, resource, sessions.transcript, use_sm=True
         )
         sessions.clients.append(client)

@@ -240,7 +240,8 @@ class ComposeProject:
                         service, container, f"not healthy after {timeout:g} s"
                     )
                 break
-            time.sleep(0.3)
+            if pending:
+                time.sleep(0.3)
         return startup
 
     def containers(self) -> dict[str, Container]:

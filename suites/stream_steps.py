@@ -13,15 +13,18 @@ import logging
 import time
 
 import allure
+import pytest
 
 from clients.admin import Account
 from clients.chat import Endpoint
 from clients.inbox import ServerClosed, StanzaTimeout, local_name
 from clients.raw import RawStream
 from clients.transcript import Transcript
+from harness.judges import timeouts
 from harness.judges.answers import Expected, Reply, stream_errors
 from harness.judges.pre_session import SaslRun
-from harness.judges.timeouts import IdleClose
+from harness.judges.timeouts import IdleClose, TimeoutExpect
+from harness.targets import Target
 from suites.batch import measured, steady
 from suites.steps import QUIET, WAIT
 
@@ -29,6 +32,23 @@ log = logging.getLogger(__name__)
 
 COMPRESS_NS = "http://jabber.org/protocol/compress"
 KEEPALIVE_EVERY = 0.5
+# Seconds to register a user and log in before an idle watch starts.
+IDLE_SETUP = 30.0
+
+
+def timeouts_of(target: Target) -> TimeoutExpect:
+    """The target's [timeouts] expectations; a check that needs them skips without them."""
+    if not target.profile.has(timeouts.AREA):
+        pytest.skip(f"profile {target.profile.name} has no [{timeouts.AREA}] table")
+    return TimeoutExpect.of(target.profile)
+
+
+def idle_bound(target: Target) -> float:
+    """The longest a check that watches an idle stream may take on the target: the watch
+    window, and the login before it."""
+    if not target.profile.has(timeouts.AREA):
+        return IDLE_SETUP
+    return TimeoutExpect.of(target.profile).watch_for() + IDLE_SETUP
 
 
 def report(name: str, value: str) -> None:

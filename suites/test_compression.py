@@ -34,7 +34,7 @@ from harness.judges import compression as judge
 from harness.judges import verdict
 from harness.judges.answers import COMPRESS_NS, Reply, classify
 from harness.judges.compression import CompressionExpect, Restart
-from harness.judges.timeouts import TimeoutExpect, judge_idle
+from harness.judges.timeouts import judge_idle
 from harness.lab import Lab
 from harness.targets import Target
 from suites.batch import Batch, run_batch
@@ -42,7 +42,9 @@ from suites.stream_steps import (
     ask,
     compress_request,
     describe_close,
+    idle_bound,
     report,
+    timeouts_of,
     watch_until_closed,
 )
 
@@ -51,33 +53,17 @@ log = logging.getLogger(__name__)
 pytestmark = [pytest.mark.area("compression"), pytest.mark.batched]
 
 
-# The longest a check may take: a login, then an answer awaited up to WAIT and watched for
-# QUIET, or an ignored <compress/> watched until the state timeout closes the stream.
-SETUP = 30.0
-
-
 @pytest.fixture(scope="session")
 def compression(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Batch]:
     """The checks of every selected test of this module, started together (suites/batch.py)."""
-    yield from run_batch("compression", __name__, compression_of, bound, lab, request)
+    # The longest check watches an ignored <compress/> until the state timeout closes it.
+    yield from run_batch("compression", __name__, compression_of, idle_bound, lab, request)
 
 
 def compression_of(target: Target) -> CompressionExpect:
     if not target.profile.has(judge.AREA):
         pytest.skip(f"profile {target.profile.name} has no [{judge.AREA}] table")
     return CompressionExpect.of(target.profile)
-
-
-def timeouts_of(target: Target) -> TimeoutExpect:
-    if not target.profile.has("timeouts"):
-        pytest.skip(f"profile {target.profile.name} has no [timeouts] table")
-    return TimeoutExpect.of(target.profile)
-
-
-def bound(target: Target) -> float:
-    if not target.profile.has("timeouts"):
-        return SETUP
-    return TimeoutExpect.of(target.profile).watch_for() + SETUP
 
 
 def test_compression_offer_before_auth_follows_profile(

@@ -30,7 +30,7 @@ from harness.judges.timeouts import IdleClose, TimeoutExpect
 from harness.lab import Lab
 from harness.targets import Target
 from suites.batch import Batch, run_batch
-from suites.stream_steps import describe_close, report, watch_idle
+from suites.stream_steps import describe_close, idle_bound, report, timeouts_of, watch_idle
 
 log = logging.getLogger(__name__)
 
@@ -38,27 +38,12 @@ pytestmark = [pytest.mark.area("timeouts"), pytest.mark.batched(quiet_start=True
 
 # One idle connection per stage, plus the stream kept alive with whitespace.
 CASES = (*judge.STAGES, "whitespace")
-# Seconds to register a user and log in before the idle part starts.
-SETUP = 30.0
-
-
-def timeouts_of(target: Target) -> TimeoutExpect:
-    if not target.profile.has(judge.AREA):
-        pytest.skip(f"profile {target.profile.name} has no [{judge.AREA}] table")
-    return TimeoutExpect.of(target.profile)
-
-
-def bound(target: Target) -> float:
-    """The longest a watch may take on the target: its window, and the login before it."""
-    if not target.profile.has(judge.AREA):
-        return SETUP
-    return TimeoutExpect.of(target.profile).watch_for() + SETUP
 
 
 @pytest.fixture(scope="session")
 def idle(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Batch]:
     """The idle connections of every selected test here, watched side by side."""
-    yield from run_batch("idle", __name__, timeouts_of, bound, lab, request, quiet_start=True)
+    yield from run_batch("idle", __name__, timeouts_of, idle_bound, lab, request, quiet_start=True)
 
 
 def test_connection_that_sends_nothing_is_closed_as_profile_says(

@@ -22,6 +22,7 @@ from harness.lab import Lab
 from harness.targets import Target
 from suites import test_state_timeout as suite
 from suites.batch import Batch, Case, Check, selected
+from suites.stream_steps import idle_bound
 
 pytestmark = [pytest.mark.live, pytest.mark.batched(quiet_start=True)]
 
@@ -125,7 +126,7 @@ def watches(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Batch]:
         )
         for chosen in selected(sys.modules[__name__], request.session.items, lab)
     ]
-    batch = Batch("idle-claims", cases, suite.bound, lab, quiet_start=True)
+    batch = Batch("idle-claims", cases, idle_bound, lab, quiet_start=True)
     try:
         yield batch.start()
     finally:

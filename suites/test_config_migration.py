@@ -9,8 +9,7 @@ in a short-lived container (harness/config_trials.py): no port, a bounded wait f
 node to exit or answer its ready probe, its log read, the container always removed. The
 trials of every target are queued when the first test of this module runs and run two
 at a time in the background, and a file runs once per image, however many targets share
-both. A target whose
-profile has no trial of that name skips it, saying so.
+both. A target whose profile has no trial of that name skips it, saying so.
 
 The MongooseIM trials need the MongooseIM images: where they are missing, the target does
 not start either and these tests fail like every other test of that target, with the
@@ -75,6 +74,8 @@ class TrialPool:
     def __init__(self) -> None:
         self.pool = concurrent.futures.ThreadPoolExecutor(PARALLEL, "config-trials")
         self.futures: dict[tuple[str, str], concurrent.futures.Future[TrialOutcome]] = {}
+        # The trials queued for each target, by target name.
+        self.runs: dict[str, TrialRuns] = {}
 
     def submit(
         self, image: str, launcher: Launcher, fixture: Path
@@ -106,6 +107,7 @@ class TrialRuns:
         for name in names:
             fixture = fixture_for(self.target.profile, self.launcher, name)
             self.futures[name] = self.pool.submit(image, self.launcher, fixture)
+        self.pool.runs[self.target.name] = self
         log.info("%s: config trials %s queued on %s", self.target.name, ", ".join(names), image)
         return self
 
@@ -154,7 +156,10 @@ def want(target: Target) -> ConfigExpect:
 
 @pytest.fixture(scope="module")
 def trials(target: Target, want: ConfigExpect, pool: TrialPool) -> TrialRuns:
-    return TrialRuns(target, want, pool).start_all()
+    """The target's trials as the pool queued them; queued now where that failed, which
+    fails again with the reason."""
+    queued = pool.runs.get(target.name)
+    return queued if queued is not None else TrialRuns(target, want, pool).start_all()
 
 
 def test_config_trial_ends_as_profile_says(
